@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make serve   set up a venv, install the serving extra, serve models/default on :8000
+#   make test    set up a venv with training + dev extras and run the test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 0.0.0.0
+PORT ?= 8000
+BUNDLE ?= models/default
+
+.PHONY: serve test venv install-serve install-dev bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install-serve: $(PY)
+	$(PIP) install -q -e .
+
+# torch is pinned in the [train] extra (CPU build from local disk; an unpinned torch pulls CUDA).
+install-dev: $(PY)
+	$(PIP) install -q -e '.[train,dev]'
+
+serve: install-serve
+	$(VENV)/bin/relevance serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+
+test: install-dev
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,114 @@
+"""``bundle.json``: the declarative config of one model (cf. Triton's ``config.pbtxt``).
+
+Unknown fields are rejected (``extra="forbid"``) so a typo or a manifest from a newer,
+incompatible exporter fails loudly instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
+
+MANIFEST_NAME = "bundle.json"
+FORMAT_VERSION = 1
+
+Precision = Literal["fp32", "int8", "fp16"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceTextTemplate(_Strict):
+    """How the service side of a pair is built from the service's fields.
+
+    The first field is written bare; later fields are written as ``"<field>: <value>"``
+    so the model can tell a brand from a description. Empty or missing fields are skipped.
+    Each field is cut to ``max_field_chars`` before tokenisation, which then truncates to
+    the bundle's ``max_length`` tokens.
+    """
+
+    fields: tuple[str, ...] = ("title",)
+    separator: str = " ; "
+    max_field_chars: int = Field(512, gt=0)
+
+    @field_validator("fields")
+    @classmethod
+    def _title_first(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        if not fields:
+            raise ValueError("text template needs at least one field")
+        return fields
+
+    def render(self, service: dict[str, str | None]) -> str:
+        parts: list[str] = []
+        for i, name in enumerate(self.fields):
+            value = service.get(name)
+            if not value:
+                continue
+            value = " ".join(str(value).split())[: self.max_field_chars]
+            parts.append(value if i == 0 else f"{name}: {value}")
+        return self.separator.join(parts)
+
+
+class FileEntry(_Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class GraphEntry(_Strict):
+    """One ONNX graph of the bundle and the precision it runs at."""
+
+    path: str
+    precision: Precision
+
+
+class BundleManifest(_Strict):
+    format_version: int = FORMAT_VERSION
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    created: datetime
+    labels: tuple[str, ...] = LABELS
+    gains: tuple[float, ...] = DEFAULT_GAINS
+    # Mean human rating of each class on the training data: expected rating = sum p(c) * rating(c).
+    ratings: tuple[float, ...] = DEFAULT_RATINGS
+    max_length: int = Field(gt=2)
+    text: ServiceTextTemplate = ServiceTextTemplate()
+    graphs: tuple[GraphEntry, ...]
+    default_precision: Precision
+    opset: int
+    tokenizer: str = "tokenizer.json"
+    model_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    files: dict[str, FileEntry]
+    source_checkpoint: str
+    evaluation: dict[str, dict] = Field(default_factory=dict)
+    parity: dict[str, float | int | bool | str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BundleManifest":
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(f"format_version {self.format_version} is not supported (expected {FORMAT_VERSION})")
+        n = len(self.labels)
+        if len(self.gains) != n or len(self.ratings) != n:
+            raise ValueError(f"labels, gains and ratings must have the same length ({n})")
+        if not all(0.0 <= g <= 1.0 for g in self.gains):
+            raise ValueError("gains must lie in [0, 1] so that the score does")
+        precisions = [g.precision for g in self.graphs]
+        if self.default_precision not in precisions:
+            raise ValueError(f"default_precision {self.default_precision!r} has no graph (graphs: {precisions})")
+        listed = {g.path for g in self.graphs} | {self.tokenizer}
+        unlisted = sorted(p for p in listed if p not in self.files)
+        if unlisted:
+            raise ValueError(f"files without a sha256 entry in 'files': {', '.join(unlisted)}")
+        return self
+
+    def graph(self, precision: Precision | None = None) -> GraphEntry:
+        wanted = precision or self.default_precision
+        for g in self.graphs:
+            if g.precision == wanted:
+                return g
+        have = ", ".join(g.precision for g in self.graphs)
+        raise ValueError(f"bundle {self.name} has no {wanted} graph (it has: {have})")

@@ -1,0 +1,1 @@
+"""The relevance service: FastAPI router, dynamic batcher, ONNX Runtime backend. Never imports torch."""

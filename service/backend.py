@@ -1,0 +1,78 @@
+"""The backend owns the model and nothing else: ONNX Runtime sessions in, logits out.
+
+Kept to a small interface (cf. text-embeddings-inference's backends) so the batcher does not care
+whether it runs on CPU, CUDA or TensorRT. GPU providers are used only when ``onnxruntime-gpu`` is
+installed and asked for; otherwise the CPU provider runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class Backend(Protocol):
+    """What the batcher needs from a model runtime."""
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits (batch x labels, float32) for padded BERT inputs."""
+        ...
+
+
+def resolve_providers(requested: Sequence[str]) -> list[str]:
+    """Map short names (cpu, cuda, tensorrt) to ORT providers, dropping the unavailable ones (logged)."""
+    available = set(ort.get_available_providers())
+    providers = []
+    for name in requested:
+        full = PROVIDER_ALIASES.get(name.lower(), name)
+        if full in available:
+            providers.append(full)
+        else:
+            log.warning("execution provider %s is not available (install onnxruntime-gpu for GPUs); skipped", full)
+    if "CPUExecutionProvider" not in providers:
+        providers.append("CPUExecutionProvider")
+    return providers
+
+
+class OnnxBackend:
+    def __init__(
+        self,
+        graph: str | Path,
+        providers: Sequence[str] = ("cpu",),
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 1,
+    ) -> None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        self.providers = resolve_providers(providers)
+        self.session = ort.InferenceSession(str(graph), sess_options=options, providers=self.providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: inputs[name] for name in self.input_names}
+        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
+
+    def warmup(self, widths: Sequence[int] = (8, 32, 64), batch: int = 8) -> float:
+        """Run a few shapes once so the first real request does not pay for allocation; returns seconds."""
+        started = time.perf_counter()
+        for w in widths:
+            ids = np.ones((batch, w), dtype=np.int64)
+            self.predict({"input_ids": ids, "attention_mask": ids, "token_type_ids": np.zeros_like(ids)})
+        return time.perf_counter() - started
