@@ -67,6 +67,76 @@ def train(
 
 
 @app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="student checkpoint folder (e.g. runs/student/best)")],
+    out: Annotated[Path, typer.Argument(help="bundle folder to write (replaced only if the parity gate passes)")],
+    data: DataOpt = DEFAULT_DATA,
+    name: Annotated[str, typer.Option(help="bundle name reported by the service")] = "relevance-student",
+    version: Annotated[Optional[str], typer.Option(help="bundle version (default: UTC timestamp)")] = None,
+    fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="also write an FP16 graph for GPUs")] = False,
+    default_precision: Annotated[str, typer.Option(help="graph the service runs by default: int8 | fp32 | fp16")] = "int8",
+    dev_split: Annotated[str, typer.Option(help="split of the INT8 gate")] = "dev",
+    test_split: Annotated[str, typer.Option(help="split evaluated into bundle.json ('' skips it)")] = "test",
+    max_abs_diff: Annotated[float, typer.Option(help="gate: max |fp32 ONNX - PyTorch| logit difference")] = 1e-4,
+    min_int8_agreement: Annotated[float, typer.Option(help="gate: min INT8 vs fp32 label agreement on dev")] = 0.99,
+    max_int8_f1_drop: Annotated[float, typer.Option(help="gate: max INT8 dev macro-F1 loss (0.003 = 0.3 pt)")] = 0.003,
+) -> None:
+    """Export a checkpoint as a bundle: fused fp32 + INT8 (+ FP16) ONNX, tokenizer, bundle.json; fails on parity."""
+    from export.parity import ParityError, ParityLimits
+    from export.pipeline import export_bundle
+
+    precisions = ("fp32", "int8", "fp16") if fp16 else ("fp32", "int8")
+    limits = ParityLimits(max_abs_diff, min_int8_agreement, max_int8_f1_drop)
+    try:
+        path = export_bundle(checkpoint, out, data, name=name, version=version, precisions=precisions,
+                             default_precision=default_precision, dev_split=dev_split,
+                             test_split=test_split or None, limits=limits)
+    except ParityError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    _print_manifest_summary(path)
+
+
+def _print_manifest_summary(path: Path) -> None:
+    from relevance.bundle import load_bundle
+
+    m = load_bundle(path).manifest
+    typer.echo(f"bundle {m.name} {m.version} at {path} (default {m.default_precision})")
+    typer.echo("parity: " + json.dumps(m.parity))
+    for split, metrics in m.evaluation.items():
+        typer.echo(f"{split}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  "
+                   f"NDCG@10 {metrics['ndcg@10']:.4f}  RMSE {metrics.get('rmse', float('nan')):.4f}")
+
+
+@app.command("eval")
+def eval_bundle(
+    bundle: Annotated[Path, typer.Argument(help="bundle folder (e.g. models/default)")],
+    data: DataOpt = DEFAULT_DATA,
+    split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
+    precision: Annotated[Optional[str], typer.Option(help="graph to run (default: the bundle's default)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="write the metrics as JSON here")] = None,
+) -> None:
+    """Evaluate a bundle through the service's ONNX Runtime code path (same encoder, same backend)."""
+    from rich.progress import Progress
+
+    from export.evaluate import evaluate_bundle_model
+    from relevance.bundle import load_bundle
+    from relevance.data import load_pairs
+    from relevance.metrics import format_report
+    from service.model import BundleModel
+
+    loaded = load_bundle(bundle)
+    pairs = load_pairs(data, split)
+    model = BundleModel.load(loaded, precision)
+    with Progress() as progress:
+        task = progress.add_task(f"scoring {len(pairs)} pairs", total=len(pairs))
+        metrics = evaluate_bundle_model(model, pairs, progress=lambda n: progress.advance(task, n))
+    typer.echo(format_report(metrics, f"{loaded.manifest.name} {loaded.manifest.version} ({model.precision}) on {split}"))
+    if out:
+        out.write_text(json.dumps(metrics, indent=2))
+
+
+@app.command()
 def serve(
     bundle: Annotated[Optional[Path], typer.Option(help="bundle folder of the default variant (default: models/default)")] = None,
     host: Annotated[Optional[str], typer.Option(help="interface to bind (default from settings: 0.0.0.0)")] = None,

@@ -1,0 +1,16 @@
+"""Evaluate a bundle through the serving code path (torch-free, so ``relevance eval`` runs on a serving install)."""
+
+from __future__ import annotations
+
+from relevance.metrics import evaluate
+from service.model import BundleModel
+
+
+def evaluate_bundle_model(model: BundleModel, pairs, progress=None) -> dict:
+    """Report metrics of a loaded bundle on labelled pairs (the code path of ``relevance eval``)."""
+    m = model.bundle.manifest
+    probs = model.predict_probs([p.query for p in pairs], [p.service for p in pairs], progress=progress)
+    return evaluate(
+        probs, [p.label for p in pairs], [p.query for p in pairs], [p.rating for p in pairs],
+        gains=m.gains, class_ratings=m.ratings,
+    )

@@ -1,0 +1,83 @@
+"""The parity gate: an exported graph must score like the model it came from, or export fails.
+
+* fp32 ONNX vs PyTorch: max |logit difference| over a sample of real, padded batches <= ``max_abs_diff``.
+* INT8 vs fp32 ONNX on the dev split: label agreement >= ``min_agreement`` and macro-F1 lost
+  <= ``max_f1_drop`` (absolute, 0.003 = 0.3 pt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from relevance.data import Pair
+from relevance.metrics import evaluate
+from service.model import BundleModel
+
+
+class ParityError(RuntimeError):
+    """An exported graph failed the parity gate; the message gives the measured numbers and the limit."""
+
+
+@dataclass(frozen=True)
+class ParityLimits:
+    max_abs_diff: float = 1e-4
+    min_int8_agreement: float = 0.99
+    max_int8_f1_drop: float = 0.003
+
+
+@torch.no_grad()
+def fp32_logit_diff(torch_model, onnx_model: BundleModel, pairs: list[Pair], batch_size: int = 32) -> float:
+    """Largest absolute logit difference between PyTorch and ONNX Runtime on the same padded batches."""
+    torch_model.eval()
+    worst = 0.0
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        inputs = onnx_model.encoder.pad(onnx_model.encode([p.query for p in chunk], [p.service for p in chunk]))
+        ref = torch_model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
+        got = onnx_model.backend.predict(inputs)
+        worst = max(worst, float(np.abs(ref - got).max()))
+    return worst
+
+
+def compare_int8(fp32: BundleModel, int8: BundleModel, pairs: list[Pair]) -> dict[str, float]:
+    """Label agreement and macro-F1 of INT8 against fp32 on labelled ``pairs`` (the dev split)."""
+    queries, services = [p.query for p in pairs], [p.service for p in pairs]
+    p32 = fp32.predict_probs(queries, services)
+    p8 = int8.predict_probs(queries, services)
+    labels = [p.label for p in pairs]
+    f1_32 = evaluate(p32, labels, queries)["macro_f1"]
+    f1_8 = evaluate(p8, labels, queries)["macro_f1"]
+    return {
+        "int8_label_agreement": float((p32.argmax(1) == p8.argmax(1)).mean()),
+        "fp32_dev_macro_f1": f1_32,
+        "int8_dev_macro_f1": f1_8,
+        "int8_dev_macro_f1_drop": f1_32 - f1_8,
+        "int8_max_prob_diff": float(np.abs(p32 - p8).max()),
+        "int8_pairs": len(pairs),
+    }
+
+
+def check(parity: dict[str, float], limits: ParityLimits) -> None:
+    """Raise :class:`ParityError` listing every limit the measured numbers break."""
+    failures = []
+    if parity["fp32_max_abs_logit_diff"] > limits.max_abs_diff:
+        failures.append(
+            f"fp32 ONNX logits differ from PyTorch by {parity['fp32_max_abs_logit_diff']:.2e} "
+            f"(limit {limits.max_abs_diff:.0e})"
+        )
+    if "int8_label_agreement" in parity:
+        if parity["int8_label_agreement"] < limits.min_int8_agreement:
+            failures.append(
+                f"INT8 agrees with fp32 on {parity['int8_label_agreement']:.2%} of dev labels "
+                f"(limit {limits.min_int8_agreement:.0%})"
+            )
+        if parity["int8_dev_macro_f1_drop"] > limits.max_int8_f1_drop:
+            failures.append(
+                f"INT8 loses {100 * parity['int8_dev_macro_f1_drop']:.2f} pt dev macro-F1 "
+                f"(limit {100 * limits.max_int8_f1_drop:.2f} pt)"
+            )
+    if failures:
+        raise ParityError("export failed the parity gate: " + "; ".join(failures))

@@ -1,0 +1,114 @@
+"""``relevance export``: checkpoint -> fused fp32 / INT8 / FP16 ONNX -> parity gate -> bundle folder.
+
+The bundle is assembled in a temporary sibling folder and moved into place only after the gate
+passes, so a failed export never leaves a half-written bundle where the service would load it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from relevance.bundle import GraphEntry, load_bundle
+from relevance.bundle.manifest import ServiceTextTemplate
+from relevance.bundle.writer import write_manifest
+from relevance.data import load_pairs
+from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
+from service.model import BundleModel
+
+from export.onnx_graph import DEFAULT_OPSET, export_onnx
+from export.optimize import convert_fp16, fuse_bert, quantize_int8
+from export.evaluate import evaluate_bundle_model
+from export.parity import ParityLimits, check, compare_int8, fp32_logit_diff
+
+GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+TOKENIZER_FILES = ("tokenizer.json",)
+
+
+def _student_meta(checkpoint: Path) -> dict:
+    path = checkpoint / "student.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def export_bundle(
+    checkpoint: str | Path,
+    out: str | Path,
+    data: str | Path,
+    name: str = "relevance-student",
+    version: str | None = None,
+    precisions: tuple[str, ...] = ("fp32", "int8"),
+    default_precision: str = "int8",
+    dev_split: str = "dev",
+    test_split: str | None = "test",
+    parity_samples: int = 256,
+    limits: ParityLimits = ParityLimits(),
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if "fp32" not in precisions:
+        raise ValueError("the fp32 graph is always exported: it is the parity reference")
+    if default_precision not in precisions:
+        raise ValueError(f"default precision {default_precision} is not among the exported {precisions}")
+    meta = _student_meta(checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager").eval()
+    labels = tuple(meta.get("labels", LABELS))
+    if model.config.num_labels != len(labels):
+        raise ValueError(f"{checkpoint} has {model.config.num_labels} outputs but the label scale has {len(labels)}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        raw = export_onnx(model, staging / "raw.onnx", opset)
+        fused_ops = fuse_bert(
+            raw, staging / GRAPH_FILES["fp32"], model.config.num_attention_heads, model.config.hidden_size
+        )
+        raw.unlink()
+        if "int8" in precisions:
+            quantize_int8(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])
+        if "fp16" in precisions:
+            convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
+        AutoTokenizer.from_pretrained(str(checkpoint)).backend_tokenizer.save(str(staging / "tokenizer.json"))
+
+        graphs = [GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions]
+        fields = dict(
+            name=name,
+            version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S"),
+            labels=labels,
+            gains=tuple(DEFAULT_GAINS),
+            ratings=tuple(meta.get("class_ratings", DEFAULT_RATINGS)),
+            max_length=int(meta.get("max_length", 64)),
+            text=ServiceTextTemplate(**meta.get("text", {})),
+            default_precision=default_precision,
+            opset=opset,
+            source_checkpoint=str(checkpoint),
+        )
+        write_manifest(staging, graphs, [], **fields)
+        bundle = load_bundle(staging)
+
+        dev = load_pairs(data, dev_split)
+        fp32 = BundleModel.load(bundle, "fp32")
+        parity: dict = {"fp32_max_abs_logit_diff": fp32_logit_diff(model, fp32, dev[:parity_samples]),
+                        "fp32_pairs": min(parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
+        if "int8" in precisions:
+            parity |= compare_int8(fp32, BundleModel.load(bundle, "int8"), dev)
+        check(parity, limits)
+
+        served = BundleModel.load(bundle, default_precision)
+        evaluation = {f"{dev_split}": evaluate_bundle_model(served, dev)}
+        if test_split:
+            evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))
+        evaluation = {k: {**v, "precision": default_precision, "data": str(data)} for k, v in evaluation.items()}
+        write_manifest(staging, graphs, [], **fields, evaluation=evaluation, parity=parity)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out
+
