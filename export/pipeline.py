@@ -25,7 +25,6 @@ from export.evaluate import evaluate_bundle_model
 from export.parity import ParityLimits, check, compare_int8, fp32_logit_diff
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-TOKENIZER_FILES = ("tokenizer.json",)
 
 
 def _student_meta(checkpoint: Path) -> dict:
@@ -46,14 +45,22 @@ def export_bundle(
     parity_samples: int = 256,
     limits: ParityLimits = ParityLimits(),
     opset: int = DEFAULT_OPSET,
+    ship: tuple[str, ...] | None = None,
 ) -> Path:
+    """Export ``checkpoint`` to the bundle folder ``out`` and return it.
+
+    ``ship`` lists the precisions kept in the final bundle (default: all exported). The fp32 graph is
+    always built because it is the parity reference, but a CPU bundle can ship INT8 alone (a quarter
+    of the size); the manifest still records the fp32 parity numbers.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     checkpoint, out = Path(checkpoint), Path(out)
     if "fp32" not in precisions:
         raise ValueError("the fp32 graph is always exported: it is the parity reference")
-    if default_precision not in precisions:
-        raise ValueError(f"default precision {default_precision} is not among the exported {precisions}")
+    ship = tuple(ship or precisions)
+    if default_precision not in ship or not set(ship) <= set(precisions):
+        raise ValueError(f"default precision {default_precision} and shipped {ship} must be among {precisions}")
     meta = _student_meta(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager").eval()
     labels = tuple(meta.get("labels", LABELS))
@@ -103,7 +110,10 @@ def export_bundle(
         if test_split:
             evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))
         evaluation = {k: {**v, "precision": default_precision, "data": str(data)} for k, v in evaluation.items()}
-        write_manifest(staging, graphs, [], **fields, evaluation=evaluation, parity=parity)
+        for p in set(precisions) - set(ship):
+            (staging / GRAPH_FILES[p]).unlink()
+        shipped = [g for g in graphs if g.precision in ship]
+        write_manifest(staging, shipped, [], **fields, evaluation=evaluation, parity=parity)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

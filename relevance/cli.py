@@ -80,6 +80,9 @@ def export(
     max_abs_diff: Annotated[float, typer.Option(help="gate: max |fp32 ONNX - PyTorch| logit difference")] = 1e-4,
     min_int8_agreement: Annotated[float, typer.Option(help="gate: min INT8 vs fp32 label agreement on dev")] = 0.99,
     max_int8_f1_drop: Annotated[float, typer.Option(help="gate: max INT8 dev macro-F1 loss (0.003 = 0.3 pt)")] = 0.003,
+    ship: Annotated[Optional[str], typer.Option(
+        help="comma-separated precisions kept in the bundle (default: all exported; 'int8' for a small CPU bundle)"
+    )] = None,
 ) -> None:
     """Export a checkpoint as a bundle: fused fp32 + INT8 (+ FP16) ONNX, tokenizer, bundle.json; fails on parity."""
     from export.parity import ParityError, ParityLimits
@@ -90,7 +93,8 @@ def export(
     try:
         path = export_bundle(checkpoint, out, data, name=name, version=version, precisions=precisions,
                              default_precision=default_precision, dev_split=dev_split,
-                             test_split=test_split or None, limits=limits)
+                             test_split=test_split or None, limits=limits,
+                             ship=tuple(ship.split(",")) if ship else None)
     except ParityError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

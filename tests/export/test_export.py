@@ -91,3 +91,14 @@ def test_fp16_graph_for_gpu(tiny_checkpoint, catalog_jsonl, tmp_path):
     pairs = load_pairs(catalog_jsonl, "dev")[:16]
     args = ([p.query for p in pairs], [p.service for p in pairs])
     np.testing.assert_allclose(fp16.predict_probs(*args), fp32.predict_probs(*args), atol=5e-3)
+
+
+def test_ship_int8_only_keeps_parity_record(tiny_checkpoint, catalog_jsonl, tmp_path):
+    from tests.conftest import TINY_LIMITS
+
+    out = export_bundle(tiny_checkpoint, tmp_path / "cpu", catalog_jsonl, test_split=None, ship=("int8",),
+                        limits=ParityLimits(**TINY_LIMITS))
+    bundle = load_bundle(out)
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "model.int8.onnx", "tokenizer.json"]
+    assert [g.precision for g in bundle.manifest.graphs] == ["int8"]
+    assert "fp32_max_abs_logit_diff" in bundle.manifest.parity
