@@ -55,12 +55,17 @@ class OnnxBackend:
         providers: Sequence[str] = ("cpu",),
         intra_op_threads: int = 0,
         inter_op_threads: int = 1,
+        allow_spinning: bool = True,
     ) -> None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
+        if not allow_spinning:
+            # Idle ORT threads otherwise spin for a while after each run, burning the core the event loop
+            # needs to parse the next request; offline jobs keep spinning (the default) for throughput.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = resolve_providers(providers)
         self.session = ort.InferenceSession(str(graph), sess_options=options, providers=self.providers)
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -40,10 +40,12 @@ class BundleModel:
         precision: Precision | None = None,
         providers: Sequence[str] = ("cpu",),
         intra_op_threads: int = 0,
+        allow_spinning: bool = True,
     ) -> "BundleModel":
         m = bundle.manifest
         precision = precision or m.default_precision
-        backend = OnnxBackend(bundle.graph_path(precision), providers, intra_op_threads)
+        backend = OnnxBackend(bundle.graph_path(precision), providers, intra_op_threads,
+                              allow_spinning=allow_spinning)
         encoder = PairEncoder.from_file(bundle.tokenizer_path, m.max_length)
         return cls(bundle, encoder, backend, precision)
 

@@ -1,0 +1,51 @@
+"""``create_app(settings)``: assembles the FastAPI app; the models load and warm up in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import routes
+from service.errors import install_error_handlers
+from service.metrics import ServiceMetrics
+from service.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from service.runtime import build_runtime
+from service.settings import Settings, get_settings
+from service.variant import BackendWrapper
+
+DESCRIPTION = """Scores (query, service) pairs with a distilled BERT relevance model inside a latency budget.
+
+Pairs from concurrent requests are batched dynamically; a request that cannot be answered inside its
+deadline (`X-Deadline-Ms`, default from settings) is refused at once with `503` and `Retry-After`.
+`X-AB-Bucket` picks the A/B variant. Errors share one JSON shape: `{"error", "message", "request_id", "fields"}`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, wrap_backend: BackendWrapper | None = None) -> FastAPI:
+    """The service app. ``wrap_backend(variant, backend)`` lets tests inject slow or failing backends."""
+    settings = settings or get_settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings, metrics, wrap_backend)
+        await runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            app.state.runtime = None
+            await runtime.stop()
+
+    app = FastAPI(title="relevance-service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.runtime = None
+    app.include_router(routes.router)
+    install_error_handlers(app)
+    # Added last = outermost: the access log and latency histogram also see requests refused for size.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,149 @@
+"""Typed service errors and the one place they become HTTP responses (cf. TEI's error enum).
+
+Every error response has the same JSON shape (:class:`service.schemas.ErrorResponse`), so a client
+can branch on ``error`` without parsing messages. Nothing here leaks a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.schemas import ErrorResponse, FieldError
+
+log = logging.getLogger(__name__)
+
+ShedReason = Literal["deadline_unmeetable", "expired_in_queue", "queue_full"]
+
+
+# Codes for the errors Starlette raises itself (unknown path, wrong method, body over the limit).
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+class ServiceError(Exception):
+    """Base of every error the service answers on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed JSON but breaks a rule pydantic cannot express (e.g. a runtime cap)."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class PayloadTooLarge(ServiceError):
+    """Too many services or too many bytes: the client must split the request."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Overloaded(ServiceError):
+    """The work cannot finish inside its deadline (or the queue is full): refused now, retry later."""
+
+    status = 503
+
+    def __init__(self, reason: ShedReason, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.code = reason
+        self.reason: ShedReason = reason
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        # Retry-After takes whole seconds (RFC 9110); never 0, which would invite an instant retry storm.
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class NotReady(ServiceError):
+    """Models are not loaded yet or the server is draining."""
+
+    status = 503
+    code = "not_ready"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class InferenceFailed(ServiceError):
+    """The model runtime raised: a server fault, reported without internals."""
+
+    status = 500
+    code = "inference_failed"
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def error_json(status: int, code: str, message: str, request_id: str | None,
+               fields: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error body shape, for handlers and for middleware that answers before routing."""
+    body = ErrorResponse(error=code, message=message, request_id=request_id, fields=fields or [])
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
+
+
+def error_response(request: Request, status: int, code: str, message: str,
+                   fields: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    request.state.error = code  # for the access log
+    return error_json(status, code, message, _request_id(request), fields, headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """``('body', 'services', 0, 'title')`` -> ``services[0].title``: the name a client would write."""
+    parts = [p for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def _validation_fields(err: RequestValidationError) -> list[FieldError]:
+    fields = []
+    for e in err.errors():
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "json_invalid":  # FastAPI puts the character offset where the field would be
+            fields.append(FieldError(field="body", message=f"invalid JSON at character {loc[-1]}"))
+        else:
+            fields.append(FieldError(field=_field_name(loc), message=e.get("msg", "invalid")))
+    return fields
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error type to its status once, for every route."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(request, exc.status, exc.code, exc.message, exc.fields, exc.headers())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _validation_fields(exc)
+        names = ", ".join(dict.fromkeys(f.field for f in fields))
+        return error_response(request, 422, "invalid_input", f"invalid request: {names}", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"request_id": _request_id(request)})
+        return error_response(request, 500, "internal_error", "internal error; see the server log")

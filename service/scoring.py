@@ -1,0 +1,105 @@
+"""Score one request on one variant: limits, cache, admission, tokenisation, batcher, results.
+
+The route handlers and the shadow mirror both go through :class:`Scorer`, so mirrored traffic is
+scored exactly like primary traffic, only on another variant with its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.batcher import Example
+from service.cache import CacheKey, ScoreCache
+from service.errors import InvalidInput, PayloadTooLarge
+from service.metrics import ServiceMetrics
+from service.schemas import FieldError, RelevanceRequest
+from service.variant import Variant
+
+
+@dataclass(frozen=True)
+class Scored:
+    probs: np.ndarray  # (services x labels), in request order
+    cached: int
+
+
+def check_limits(request: RelevanceRequest, max_services: int, max_field_chars: int) -> None:
+    """Caps from settings: too many services is 413 (split the request); an over-long field is 422."""
+    if len(request.services) > max_services:
+        raise PayloadTooLarge(f"{len(request.services)} services in one request; the limit is {max_services}")
+    too_long: list[FieldError] = []
+    if len(request.query) > max_field_chars:
+        too_long.append(FieldError(field="query", message=f"longer than {max_field_chars} characters"))
+    for i, service in enumerate(request.services):
+        for name, value in service.fields().items():
+            if value is not None and len(value) > max_field_chars:
+                too_long.append(FieldError(field=f"services[{i}].{name}",
+                                           message=f"longer than {max_field_chars} characters"))
+    if too_long:
+        names = ", ".join(f.field for f in too_long[:5])
+        raise InvalidInput(f"text fields over the {max_field_chars}-character cap: {names}", too_long)
+
+
+class Scorer:
+    def __init__(self, cache: ScoreCache | None, tokenize_pool: Executor, metrics: ServiceMetrics) -> None:
+        self.cache = cache
+        self.tokenize_pool = tokenize_pool
+        self.metrics = metrics
+
+    async def score(self, variant: Variant, query: str, services: list[dict[str, Any]], deadline: float,
+                    *, check_deadline: bool = True) -> Scored:
+        """Probabilities for every service, from the cache where possible and the batcher otherwise.
+
+        Raises :class:`~service.errors.Overloaded` when admission refuses the misses or they expire.
+        """
+        texts = [variant.model.service_text(s) for s in services]
+        probs = np.empty((len(texts), len(variant.labels)), dtype=np.float32)
+        keys, misses = self._lookup(variant, query, texts, probs)
+        if misses:
+            variant.batcher.admit(len(misses), deadline, check_deadline=check_deadline)
+            examples = await self._tokenize(variant, query, [texts[i] for i in misses])
+            job = variant.batcher.submit(examples, deadline)
+            fresh = await variant.batcher.result(job)
+            probs[misses] = fresh
+            self._store(keys, misses, fresh)
+        return Scored(probs, len(texts) - len(misses))
+
+    def _lookup(self, variant: Variant, query: str, texts: list[str],
+                probs: np.ndarray) -> tuple[list[CacheKey] | None, list[int]]:
+        """Fill ``probs`` from the cache; return the keys and the indices still to score."""
+        if self.cache is None:
+            return None, list(range(len(texts)))
+        q = variant.normalise(query)
+        keys = [(variant.model_key, q, variant.normalise(t)) for t in texts]
+        misses = []
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is None:
+                misses.append(i)
+            else:
+                probs[i] = hit
+        hits = len(keys) - len(misses)
+        if hits:
+            self.metrics.cache_hits.labels(variant=variant.name).inc(hits)
+        if misses:
+            self.metrics.cache_misses.labels(variant=variant.name).inc(len(misses))
+        return keys, misses
+
+    def _store(self, keys: list[CacheKey] | None, misses: list[int], fresh: np.ndarray) -> None:
+        if self.cache is None or keys is None:
+            return
+        for row, i in enumerate(misses):
+            self.cache.put(keys[i], tuple(fresh[row].tolist()))
+
+    async def _tokenize(self, variant: Variant, query: str, texts: list[str]) -> list[Example]:
+        """Tokenise off the event loop (the tokenizer releases the GIL), timed per variant."""
+        started = time.perf_counter()
+        examples = await asyncio.get_running_loop().run_in_executor(
+            self.tokenize_pool, variant.model.encoder.encode, [query] * len(texts), texts)
+        self.metrics.tokenization_duration.labels(variant=variant.name).observe(time.perf_counter() - started)
+        return examples
