@@ -1,0 +1,46 @@
+"""The result cache: repeated pairs skip inference, keys follow the tokenizer's normalisation."""
+
+from __future__ import annotations
+
+from service.cache import ScoreCache
+from tests.service.support import Backends, body, running, scrape
+
+
+def test_lru_evicts_the_least_recently_used():
+    cache = ScoreCache(2)
+    cache.put(("m", "q", "a"), (1.0,))
+    cache.put(("m", "q", "b"), (2.0,))
+    assert cache.get(("m", "q", "a")) == (1.0,)  # a is now the most recent
+    cache.put(("m", "q", "c"), (3.0,))
+    assert cache.get(("m", "q", "b")) is None and len(cache) == 2
+
+
+async def test_repeated_pairs_are_answered_from_the_cache(make_settings):
+    backends = Backends()
+    async with running(make_settings(), backends) as (_, client):
+        first = await client.post("/relevance", json=body("cordless drill", n=4))
+        runs = len(backends["control"].batch_sizes)
+        again = await client.post("/relevance", json=body("  Cordless   DRILL ", n=4))  # same text to BERT
+        partly = await client.post("/relevance", json=body("cordless drill", n=6))
+        hits = await scrape(client, "relevance_cache_hits_total", variant="control")
+        misses = await scrape(client, "relevance_cache_misses_total", variant="control")
+    assert (first.json()["cached"], again.json()["cached"], partly.json()["cached"]) == (0, 4, 4)
+    assert len(backends["control"].batch_sizes) == runs + 1  # only the 2 new pairs of `partly` ran
+    assert again.json()["results"] == first.json()["results"]
+    assert (hits, misses) == (8, 6)
+
+
+async def test_cache_can_be_switched_off(make_settings):
+    async with running(make_settings(cache_enabled=False)) as (_, client):
+        await client.post("/relevance", json=body())
+        again = await client.post("/relevance", json=body())
+    assert again.json()["cached"] == 0
+
+
+async def test_graphs_of_different_precision_never_share_entries(make_settings):
+    settings = make_settings(precision="int8", shadow_precision="fp32")  # one bundle, two graphs
+    async with running(settings) as (_, client):
+        await client.post("/relevance", json=body())
+        shadow = await client.post("/relevance/shadow", json=body())
+        shadow_again = await client.post("/relevance/shadow", json=body())
+    assert (shadow.json()["cached"], shadow_again.json()["cached"]) == (0, 4)
