@@ -18,6 +18,7 @@ import yaml
 
 from tests.deploy.support import (
     DASHBOARD_FILE,
+    ROOT,
     RULES_FILE,
     dashboard_queries,
     executable,
@@ -129,3 +130,15 @@ def test_queries_use_only_metrics_the_service_exports(dashboard):
     used |= {m for r in rule_entries() for m in METRIC.findall(r["expr"])}
     assert used, "no relevance_ metric found in the queries"
     assert sorted(used - names) == [], f"queries name metrics the service does not export; it has {sorted(names)}"
+
+
+def test_operations_doc_shows_every_dashboard_query_and_alert(dashboard):
+    """docs/operations.md lists each panel query verbatim and has a runbook section per alert."""
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    for panel in iter_panels(dashboard):
+        for target in panel.get("targets", []):
+            assert "`" + target["expr"].replace("|", "\\|") + "`" in doc, f"{panel['title']}: query not in the doc"
+    for rule in rule_entries():
+        if "alert" in rule:
+            assert f"### {rule['alert']}" in doc
+            assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{rule['alert'].lower()}"
