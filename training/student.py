@@ -3,6 +3,10 @@
 Runs the same on one CPU and under ``accelerate launch`` on several GPUs: the loop goes through
 :class:`accelerate.Accelerator`, batches are built per process from a seeded generator, and only
 the main process evaluates and writes checkpoints.
+
+The loop itself (:func:`fit`) is shared: a trainer builds an :class:`Objective` (what is trained and
+the loss of one batch) and hands it over. :func:`train_student` is the plain student on human
+labels; :mod:`training.crsd` plugs the two-view CRSD objective into the same loop.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -40,9 +45,12 @@ class EncodedPairs:
         return [len(ids) for ids, _ in self.examples]
 
 
-def encode_pairs(encoder: PairEncoder, template: ServiceTextTemplate, pairs: list[Pair]) -> EncodedPairs:
+def encode_pairs(
+    encoder: PairEncoder, template: ServiceTextTemplate, pairs: list[Pair], reasonings: list[str] | None = None
+) -> EncodedPairs:
+    """The standard view of each pair, or with ``reasonings`` the reasoning-augmented view (CRSD)."""
     texts = [template.render(p.service) for p in pairs]
-    return EncodedPairs(pairs, encoder.encode([p.query for p in pairs], texts))
+    return EncodedPairs(pairs, encoder.encode([p.query for p in pairs], texts, reasonings))
 
 
 def load_student(path: str | Path, num_labels: int = len(LABELS)):
@@ -100,66 +108,152 @@ def evaluate_model(model, encoder, data: EncodedPairs, class_ratings) -> dict:
     )
 
 
-def train_student(cfg: StudentTrainConfig) -> dict:
-    """Train, select the dev-best checkpoint into ``<out>/best`` and report dev/test metrics."""
+def batch_inputs(encoder: PairEncoder, data: EncodedPairs, idx: list[int], device) -> dict[str, torch.Tensor]:
+    """Padded model inputs of the examples ``idx`` of ``data``, on ``device``."""
+    return {k: v.to(device) for k, v in to_tensors(encoder.pad([data.examples[i] for i in idx])).items()}
+
+
+class Objective(Protocol):
+    """What one training run optimises; :func:`fit` runs the same loop for every objective.
+
+    ``module`` is what the optimizer trains and accelerate prepares (the classifier, or the classifier
+    plus train-only parts such as a projection head); ``classifier(module)`` is the plain sequence
+    classifier inside it, the only part evaluated and saved; ``loss`` returns one batch's loss and
+    named parts for the log.
+    """
+
+    module: torch.nn.Module
+
+    @property
+    def lengths(self) -> list[int]: ...
+
+    def classifier(self, module): ...
+
+    def to(self, device) -> "Objective": ...
+
+    def loss(self, module, idx: list[int], device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+class SupervisedObjective:
+    """The plain student's objective: one standard view per pair, :class:`RelevanceLoss` on its logits."""
+
+    def __init__(self, model, encoder: PairEncoder, data: EncodedPairs, labels: torch.Tensor,
+                 ratings: torch.Tensor, loss_fn: RelevanceLoss) -> None:
+        self.module, self.encoder, self.data = model, encoder, data
+        self.labels, self.ratings, self.loss_fn = labels, ratings, loss_fn
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.data.lengths
+
+    @staticmethod
+    def classifier(module):
+        return module
+
+    def to(self, device) -> "SupervisedObjective":
+        self.loss_fn = self.loss_fn.to(device)
+        return self
+
+    def loss(self, module, idx: list[int], device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = module(**batch_inputs(self.encoder, self.data, idx, device)).logits
+        return self.loss_fn(logits, self.labels[idx].to(device), self.ratings[idx].to(device)), {}
+
+
+@dataclass
+class RunContext:
+    """What every trainer sets up the same way before building its objective."""
+
+    accelerator: object
+    tokenizer: object
+    encoder: PairEncoder
+    template: ServiceTextTemplate
+
+
+def start_run(cfg: StudentTrainConfig) -> RunContext:
+    """Threads, accelerator, seed, tokenizer, standard-view encoder and service template of a run."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     accelerator = Accelerator()
     set_seed(cfg.seed)
-    out = cfg.out_path
-    best_dir = out / "best"
     tokenizer = AutoTokenizer.from_pretrained(cfg.init)
     encoder = PairEncoder(tokenizer.backend_tokenizer, cfg.max_length)
-    template = ServiceTextTemplate(fields=cfg.text_fields)
+    return RunContext(accelerator, tokenizer, encoder, ServiceTextTemplate(fields=cfg.text_fields))
 
+
+def train_student(cfg: StudentTrainConfig) -> dict:
+    """Train, select the dev-best checkpoint into ``<out>/best`` and report dev/test metrics."""
+    run = start_run(cfg)
     train_pairs = [p for p in load_pairs(cfg.data, cfg.train_split) if p.label is not None]
     if cfg.limit_train:
         train_pairs = train_pairs[: cfg.limit_train]
-    dev = encode_pairs(encoder, template, load_pairs(cfg.data, cfg.dev_split))
-    train = encode_pairs(encoder, template, train_pairs)
+    train = encode_pairs(run.encoder, run.template, train_pairs)
     class_ratings = class_mean_ratings(train_pairs)
     counts = [sum(p.label == lbl for p in train_pairs) for lbl in LABELS]
+    loss_fn = RelevanceLoss(class_weights_from_counts(counts, cfg.class_weighting), class_ratings, cfg.rating_loss_weight)
+    labels = torch.tensor([label_index(p.label) for p in train_pairs])
+    ratings = torch.tensor([p.rating if p.rating is not None else float("nan") for p in train_pairs])
+    objective = SupervisedObjective(load_student(cfg.init), run.encoder, train, labels, ratings, loss_fn)
+    return fit(cfg, run, objective, class_ratings)
 
-    model = load_student(cfg.init)
-    head = [p for n, p in model.named_parameters() if n.startswith(("classifier", "bert.pooler"))]
-    body = [p for n, p in model.named_parameters() if not n.startswith(("classifier", "bert.pooler"))]
-    optimizer = torch.optim.AdamW(
+
+def _optimizer(cfg: StudentTrainConfig, module: torch.nn.Module, classifier) -> torch.optim.Optimizer:
+    """AdamW: the encoder at ``lr``; the new head, the pooler and any train-only part at ``head_lr``."""
+    is_head = ("classifier", "bert.pooler")
+    body = [p for n, p in classifier.named_parameters() if not n.startswith(is_head)]
+    head = [p for n, p in classifier.named_parameters() if n.startswith(is_head)]
+    own = {id(p) for p in classifier.parameters()}
+    head += [p for p in module.parameters() if id(p) not in own]
+    return torch.optim.AdamW(
         [{"params": body, "lr": cfg.lr}, {"params": head, "lr": cfg.head_lr}], weight_decay=cfg.weight_decay
     )
+
+
+def fit(cfg: StudentTrainConfig, run: RunContext, objective: Objective, class_ratings, extra_meta: dict | None = None) -> dict:
+    """The training loop shared by every trainer: batches, steps, dev selection, test report, checkpoint.
+
+    The dev-best classifier goes to ``<out>/best`` as a plain HF folder plus ``student.json``
+    (``extra_meta`` is merged into it and into the report), so export treats every trainer's output alike.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    accelerator, encoder, template = run.accelerator, run.encoder, run.template
+    out = cfg.out_path
+    best_dir = out / "best"
+    dev = encode_pairs(encoder, template, load_pairs(cfg.data, cfg.dev_split))
+    module = objective.module
+    optimizer = _optimizer(cfg, module, objective.classifier(module))
     rng = random.Random(cfg.seed)
-    steps_per_epoch = math.ceil(len(train_pairs) / (cfg.batch_size * accelerator.num_processes))
+    n_train = len(objective.lengths)
+    steps_per_epoch = math.ceil(n_train / (cfg.batch_size * accelerator.num_processes))
     total_steps = max(1, int(steps_per_epoch * cfg.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    loss_fn = RelevanceLoss(class_weights_from_counts(counts, cfg.class_weighting), class_ratings, cfg.rating_loss_weight)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    loss_fn = loss_fn.to(accelerator.device)
+    module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    objective = objective.to(accelerator.device)
     eval_every = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
 
-    labels_all = torch.tensor([label_index(p.label) for p in train_pairs])
-    ratings_all = torch.tensor([p.rating if p.rating is not None else float("nan") for p in train_pairs])
+    def classifier():
+        return objective.classifier(accelerator.unwrap_model(module))
+
     history: list[dict] = []
     best = {"macro_f1": -1.0}
     step = 0
     started = time.time()
     bar = tqdm(total=total_steps, desc="train", disable=not accelerator.is_main_process)
     while step < total_steps:
-        batches = length_bucketed_batches(train.lengths, cfg.batch_size, rng)
+        batches = length_bucketed_batches(objective.lengths, cfg.batch_size, rng)
         # every process draws the same order, then takes its own slice of batches
         batches = batches[accelerator.process_index :: accelerator.num_processes]
-        model.train()
+        module.train()
         for idx in batches:
             if step >= total_steps:
                 break
-            inputs = to_tensors(encoder.pad([train.examples[i] for i in idx]))
-            inputs = {k: v.to(accelerator.device) for k, v in inputs.items()}
-            logits = model(**inputs).logits
-            loss = loss_fn(logits, labels_all[idx].to(accelerator.device), ratings_all[idx].to(accelerator.device))
+            loss, parts = objective.loss(module, idx, accelerator.device)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            accelerator.clip_grad_norm_(module.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -168,21 +262,23 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % eval_every == 0 or step == total_steps:
                 if accelerator.is_main_process:
-                    m = evaluate_model(accelerator.unwrap_model(model), encoder, dev, class_ratings)
+                    m = evaluate_model(classifier(), encoder, dev, class_ratings)
                     history.append({"step": step, "epoch": step / steps_per_epoch, "loss": loss.item(),
+                                    **{k: float(v) for k, v in parts.items()},
                                     "dev_macro_f1": m["macro_f1"], "dev_rmse": m.get("rmse"),
                                     "elapsed_s": time.time() - started})
                     bar.write(f"step {step}: dev macro-F1 {m['macro_f1']:.4f} acc {m['accuracy']:.4f} "
                               f"rmse {m.get('rmse', float('nan')):.4f}")
                     if m["macro_f1"] > best["macro_f1"]:
                         best = {**m, "step": step}
-                        accelerator.unwrap_model(model).save_pretrained(best_dir, safe_serialization=True)
-                        tokenizer.save_pretrained(best_dir)
+                        classifier().save_pretrained(best_dir, safe_serialization=True)
+                        run.tokenizer.save_pretrained(best_dir)
                 accelerator.wait_for_everyone()
-                model.train()
+                module.train()
     bar.close()
     train_seconds = time.time() - started
-    report: dict = {"config": cfg.to_json(), "history": history, "train_seconds": round(train_seconds, 1)}
+    report: dict = {"config": cfg.to_json(), "history": history, "train_seconds": round(train_seconds, 1),
+                    "n_train": n_train, "steps": total_steps, **(extra_meta or {})}
     if accelerator.is_main_process:
         final = load_student(best_dir).to(accelerator.device)
         report["dev"] = best
@@ -197,6 +293,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             "evaluation": {k: report[k] for k in ("dev", "test") if k in report},
             "train_seconds": report["train_seconds"],
             "config": cfg.to_json(),
+            **(extra_meta or {}),
         }
         (best_dir / STUDENT_META).write_text(json.dumps(meta, indent=2))
         (out / "report.json").write_text(json.dumps(report, indent=2))
