@@ -10,10 +10,16 @@ mean human rating of class ``c`` and ``r`` the pair's own mean rating. The secon
 model where inside a class a pair sits, which is what RMSE and NDCG reward. Pairs without a rating
 (e.g. teacher-labelled) contribute only the CE term.
 
+``y`` may also be a probability vector per pair (soft labels, e.g. a teacher's label probabilities
+``q``): the first term is then the soft-label cross-entropy
+:math:`-\\frac{1}{B}\\sum_i \\sum_c w_c\\, q_{ic} \\log \\mathrm{softmax}(z_i)_c` (logit KD; Hinton et al.,
+arXiv:1503.02531), which is how CRSD's ``targets="soft"`` uses this class.
+
 Example::
 
     loss_fn = RelevanceLoss(class_weights=torch.tensor([2.0, .7, .7]), class_ratings=(1.19, 2.09, 2.85))
     loss = loss_fn(logits, labels, ratings)   # ratings: float tensor, NaN where unknown
+    loss = loss_fn(logits, teacher_probs)      # soft labels: float tensor (B, 3)
 """
 
 from __future__ import annotations
