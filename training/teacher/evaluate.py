@@ -1,0 +1,108 @@
+"""Teacher evaluation on a labelled split: the report's metrics plus parse failures and reward.
+
+Greedy outputs are parsed. Two views of the same run:
+
+* **all pairs** (the headline): a parse failure counts as a wrong answer; accuracy, macro-F1 and
+  per-class F1 come from a 3x4 confusion matrix whose 4th column is "failed" (so failures lower
+  recall), with :func:`relevance.metrics.confusion` and :func:`relevance.metrics.f1_per_class`;
+* **parsed pairs**: :func:`relevance.metrics.evaluate` (accuracy, macro-F1, per-class F1, NDCG@10,
+  RMSE) on the pairs whose output parsed, from the label-token probabilities (one-hot on the
+  parsed label when a backend gives none).
+
+Plus the parse-failure rate, the predicted-label distribution, the mean reward per dimension
+over all outputs (:mod:`~training.teacher.reward`) and the pairs/s of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from relevance.data import Pair, load_pairs
+from relevance.labels import LABELS
+from relevance.metrics import confusion, evaluate, f1_per_class
+from training.teacher.config import RewardWeights, TeacherEvalConfig
+from training.teacher.generation import Completion, TeacherBackend
+from training.teacher.prompts import PromptTemplate, parse_output
+from training.teacher.reward import mean_rewards, score_output
+from training.teacher.sampling import sample_pairs
+
+
+def evaluate_outputs(pairs: Sequence[Pair], completions: Sequence[Completion], weights: RewardWeights | None = None,
+                     max_chars: int = 400) -> dict:
+    """Metrics of one output per labelled pair (see the module docstring)."""
+    if len(pairs) != len(completions) or not pairs:
+        raise ValueError("need one completion per pair, and at least one pair")
+    parsed = [parse_output(c.text) for c in completions]
+    y_true = np.array([LABELS.index(p.label) for p in pairs])
+    failed = len(LABELS)
+    y_pred = np.array([LABELS.index(x.label) if x.ok else failed for x in parsed])
+    cm = confusion(y_true, y_pred, n=len(LABELS) + 1)[: len(LABELS)]
+    f1 = f1_per_class(np.vstack([cm, np.zeros((1, len(LABELS) + 1), dtype=cm.dtype)]))[: len(LABELS)]
+    result = {
+        "n": len(pairs),
+        "accuracy": float((y_true == y_pred).mean()),
+        "macro_f1": float(f1.mean()),
+        "f1": {lbl: float(v) for lbl, v in zip(LABELS, f1)},
+        "confusion_with_failed": cm.tolist(),
+        "parse_failure_rate": float((y_pred == failed).mean()),
+        "predicted": {k: int(v) for k, v in Counter(x.label or "failed" for x in parsed).items()},
+        "reward": mean_rewards([score_output(c.text, p, weights, max_chars, parsed=x).to_json()
+                                for p, c, x in zip(pairs, completions, parsed)]),
+    }
+    ok = [i for i, x in enumerate(parsed) if x.ok]
+    if ok:
+        probs = np.array([
+            [completions[i].probs[lbl] for lbl in LABELS] if completions[i].probs else
+            [float(lbl == parsed[i].label) for lbl in LABELS] for i in ok
+        ])
+        result["parsed_only"] = evaluate(probs, [pairs[i].label for i in ok], [pairs[i].query for i in ok],
+                                         [pairs[i].rating for i in ok])
+        result["probs_available"] = sum(completions[i].probs is not None for i in ok) / len(ok)
+    return result
+
+
+def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = None) -> dict:
+    """Generate greedily for a seeded sample of ``cfg.split`` and measure (``cfg.out`` gets the JSON)."""
+    pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=cfg.balanced)
+    load_s = 0.0
+    if backend is None:
+        from training.teacher.generation import LocalBackend
+
+        t0 = time.perf_counter()
+        backend = LocalBackend.from_teacher(cfg.teacher, PromptTemplate(text_fields=cfg.text_fields),
+                                            cfg.generation, dtype=cfg.dtype, threads=cfg.threads)
+        load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    completions = [c for (c,) in backend.complete(pairs, sample=False, n=1)]
+    seconds = time.perf_counter() - t0
+    result = evaluate_outputs(pairs, completions, cfg.weights)
+    result |= {"teacher": {"name": backend.name, "version": backend.version, "path": cfg.teacher},
+               "prompt_version": backend.template.version, "split": cfg.split, "seed": cfg.seed,
+               "balanced": cfg.balanced, "generate_seconds": round(seconds, 1), "load_seconds": round(load_s, 1),
+               "pairs_per_s": round(len(pairs) / seconds, 3) if seconds else None}
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def format_teacher_report(result: dict, title: str = "") -> str:
+    lines = [f"## {title}"] if title else []
+    lines.append(f"n={result['n']}  accuracy={result['accuracy']:.4f}  macro-F1={result['macro_f1']:.4f}  "
+                 f"parse failures={result['parse_failure_rate']:.3f}  (failures count as wrong)")
+    lines.append("F1 " + "  ".join(f"{k}={v:.4f}" for k, v in result["f1"].items()))
+    lines.append("predicted " + json.dumps(result["predicted"]))
+    if result.get("reward"):
+        lines.append("reward " + "  ".join(f"{k}={v:.3f}" for k, v in result["reward"].items()))
+    if "parsed_only" in result:
+        p = result["parsed_only"]
+        lines.append(f"parsed only: n={p['n']}  accuracy={p['accuracy']:.4f}  macro-F1={p['macro_f1']:.4f}")
+    if result.get("pairs_per_s"):
+        lines.append(f"{result['pairs_per_s']:.2f} pairs/s ({result['generate_seconds']} s generating)")
+    return "\n".join(lines)

