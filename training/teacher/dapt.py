@@ -1,0 +1,80 @@
+"""Domain-adaptive pre-training (DAPT): continued causal-LM training on the platform's own text.
+
+The corpus is the search log as text, one document per distinct (query, service) pair, written
+the way the teacher's prompt shows a pair::
+
+    Search: <query>
+    Product: <service text>
+
+Only the query and service fields are read: never a label or rating, so the ``pool`` split
+(unlabelled search logs in the framework) may contribute text; ``dev`` and ``test`` are refused
+(:class:`~training.teacher.config.DaptConfig`). Documents are shuffled, joined with the EOS token
+and cut into ``block_size`` blocks until ``max_tokens``; the loss is the plain next-token loss
+
+    L = - 1/T * sum_t log p(x_t | x_<t)
+
+over every token of a block, trained into a LoRA adapter (TRL ``SFTTrainer`` on the
+pre-tokenised blocks).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+
+from relevance.bundle.manifest import ServiceTextTemplate
+from relevance.data import Pair, load_pairs
+from training.teacher.config import DaptConfig
+
+log = logging.getLogger(__name__)
+
+
+def dapt_documents(pairs: Sequence[Pair], text_fields: tuple[str, ...] = ("title",)) -> list[str]:
+    """One document per distinct (query, service text), labels never included."""
+    template = ServiceTextTemplate(fields=text_fields)
+    seen, docs = set(), []
+    for pair in pairs:
+        doc = f"Search: {' '.join(pair.query.split())}\nProduct: {template.render(pair.service)}"
+        if doc not in seen:
+            seen.add(doc)
+            docs.append(doc)
+    return docs
+
+
+def pack_blocks(docs: Sequence[str], tokenizer, block_size: int, max_tokens: int, seed: int = 13) -> list[list[int]]:
+    """Shuffle ``docs``, join them with EOS and cut full blocks of ``block_size`` tokens (about ``max_tokens`` in all)."""
+    order = list(docs)
+    random.Random(seed).shuffle(order)
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    for doc in order:
+        stream += tokenizer.encode(doc, add_special_tokens=False) + [eos]
+        if len(stream) >= max_tokens:
+            break
+    n_blocks = len(stream) // block_size
+    if n_blocks == 0:
+        raise ValueError(f"only {len(stream)} tokens of text: fewer than one block of {block_size}")
+    return [stream[i * block_size:(i + 1) * block_size] for i in range(n_blocks)]
+
+
+def train_dapt(cfg: DaptConfig):
+    """Run DAPT; returns the teacher folder (``cfg.out``) with ``adapter/``, ``teacher.json`` and ``run.json``."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from training.teacher.trainer_utils import finish_step, start_step, trainer_kwargs
+
+    started = start_step(cfg)
+    pairs = load_pairs(cfg.data, cfg.splits)
+    docs = dapt_documents(pairs, cfg.text_fields)
+    blocks = pack_blocks(docs, started.tokenizer, cfg.block_size, cfg.max_tokens, cfg.seed)
+    log.info("DAPT corpus: %d documents -> %d blocks of %d tokens", len(docs), len(blocks), cfg.block_size)
+    args = SFTConfig(**trainer_kwargs(cfg, started.out), max_length=cfg.block_size, packing=False,
+                     completion_only_loss=None, dataset_num_proc=None)
+    trainer = SFTTrainer(model=started.model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
+                         processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
+    trainer.train()
+    return finish_step(trainer, started, cfg, "dapt", {
+        "corpus": {"documents": len(docs), "blocks": len(blocks), "tokens": len(blocks) * cfg.block_size,
+                   "splits": list(cfg.splits)}})
