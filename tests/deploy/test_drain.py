@@ -4,9 +4,10 @@ The Kubernetes sequence, compressed: clients stop sending new requests (the pod 
 endpoints during its preStop sleep), and 50 ms later, with requests still in flight, the process
 gets SIGTERM. Every request sent before that must come back 200, and the process must exit by
 itself, cleanly (0, or uvicorn's re-raised SIGTERM after its shutdown completed), well inside
-drain_timeout_s. To be sure requests are in flight when SIGTERM lands,
-the batcher waits up to max_wait_ms = 400 ms to fill a (huge) batch, so each request takes about
-that long; the deadline is generous so admission control sheds nothing.
+drain_timeout_s. To be sure requests are in flight when SIGTERM lands, the batcher waits up to
+max_wait_ms = 400 ms for a batch the clients never fill (at most 8 x 16 pairs queued, against
+max_batch_pairs = 256), so each request takes about that long; the deadline is generous so
+admission control sheds nothing.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_sigterm_drains_in_flight_requests(request, tmp_path):
     service_available()
     bundle = tiny_bundle_or_skip(request)
     settings = dict(
-        drain_timeout_s=DRAIN_TIMEOUT_S, max_wait_ms=MAX_WAIT_MS, max_batch_pairs=100_000, max_batch_tokens=10_000_000,
+        drain_timeout_s=DRAIN_TIMEOUT_S, max_wait_ms=MAX_WAIT_MS, max_batch_pairs=256,
         max_queue_pairs=100_000, default_deadline_ms=30_000, cache_enabled=False, intra_op_threads=1,
         log_level="warning",
     )
