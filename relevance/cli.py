@@ -152,5 +152,13 @@ def serve(
     run_server(bundle=bundle, host=host, port=port)
 
 
+# Commands of the later stages live beside their code; importing them does not import torch.
+from training.crsd_cli import compare as crsd_compare  # noqa: E402
+from training.crsd_cli import distill as crsd_distill  # noqa: E402
+
+app.command("distill")(crsd_distill)
+app.command("compare")(crsd_compare)
+
+
 if __name__ == "__main__":
     app()
