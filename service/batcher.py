@@ -2,16 +2,16 @@
 
 A *job* is one request's encoded pairs. The batcher loop
 
-1. waits until pairs are queued, then up to ``max_wait`` for more (a step fills up under load, so the
-   wait only matters when traffic is light);
+1. waits until pairs are queued, then up to ``max_wait`` until a full ORT run is (under load the
+   queue is never short, so the wait only matters when traffic is light);
 2. cuts a *step* from the head of the queue, FIFO, up to ``max_batch_pairs`` pairs and
    ``max_batch_tokens`` tokens (a large request spans several steps), dropping jobs whose deadline
    passed while they queued, before any compute is spent on them;
 3. plans the step's ORT *runs* (:func:`plan_runs`): pairs are length-sorted within groups of
    consecutive jobs and cut into runs of ``max_run_pairs``, each padded only to its own longest pair
    (about 40% of a naively padded batch of titles is padding);
-4. runs each in a dedicated thread (ORT releases the GIL, the event loop stays free) and scatters the
-   probabilities back, completing each job's future as soon as its last pair is scored, so the first
+4. runs them back to back in a dedicated thread (ORT releases the GIL, the event loop stays free) and
+   scatters the probabilities back after each run, completing each job's future as soon as its last pair is scored, so the first
    request of a step does not wait for the last.
 
 Admission control (:meth:`Batcher.admit`) estimates the queue delay from the measured cost per pair:
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Example = tuple[list[int], list[int]]
 PairRef = tuple[int, int]  # (index of the slice in the step, index of the pair in its job)
+RunOutcome = np.ndarray | Exception  # a run's probabilities, or what it raised
 
 
 class Runner(Protocol):
@@ -168,12 +169,14 @@ class Batcher:
 
     async def warmup(self, examples: Sequence[Example], rounds: int = 2) -> float:
         """Run a realistic step a few times so allocation is paid now and the pair cost is measured."""
+        def run_all() -> None:
+            for run in plan_runs([[len(ids) for ids, _ in examples]], self.limits.max_run_pairs):
+                self.runner.run([examples[i] for _, i in run])
+
         seconds = 0.0
         for _ in range(rounds):
             started = time.perf_counter()
-            for run in plan_runs([[len(ids) for ids, _ in examples]], self.limits.max_run_pairs):
-                chunk = [examples[i] for _, i in run]
-                await asyncio.get_running_loop().run_in_executor(self._executor, self.runner.run, chunk)
+            await asyncio.get_running_loop().run_in_executor(self._executor, run_all)
             seconds = time.perf_counter() - started
         self.cost.seconds = seconds / max(1, len(examples))
         return seconds
@@ -257,9 +260,14 @@ class Batcher:
                     self._step_pairs_left = 0
 
     async def _fill_window(self) -> None:
-        """Wait for a full step or until the oldest job has waited ``max_wait``."""
+        """Wait until a full ORT run is queued or the oldest job has waited ``max_wait``.
+
+        Only a run that is not yet full is worth waiting for: more pairs than a run makes more runs, not
+        cheaper ones (on CPU; on a GPU set ``max_run_pairs`` = ``max_batch_pairs`` to wait for a full step).
+        """
         until = self._queue[0].enqueued_at + self.limits.max_wait_s
-        while self._queued_pairs < self.limits.max_batch_pairs and (left := until - time.monotonic()) > 0:
+        enough = min(self.limits.max_run_pairs, self.limits.max_batch_pairs)
+        while self._queued_pairs < enough and (left := until - time.monotonic()) > 0:
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), left)
@@ -303,54 +311,65 @@ class Batcher:
         self._set_queued(self._queued_pairs - job.pending)
 
     async def _run_step(self, step: list[Slice]) -> None:
+        """All runs of a step in one trip to the batcher's thread: the thread goes from run to run
+        without waiting for the event loop (which may be busy parsing requests), and each run's
+        results come back to the loop as soon as the run ends."""
+        runs = plan_runs([s.lengths() for s in step], self.limits.max_run_pairs)
         n_pairs = self._step_pairs_left = sum(s.stop - s.start for s in step)
+        padded = sum(len(run) * max(len(self._example(step, ref)[0]) for ref in run) for run in runs)
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        padded = 0
-        for run in plan_runs([s.lengths() for s in step], self.limits.max_run_pairs):
-            padded += len(run) * max(len(step[s].job.examples[step[s].start + i][0]) for s, i in run)
-            try:
-                await self._run(step, run)
-            except Exception as err:
-                await self._isolate(step, run, err)
-            self._step_pairs_left -= len(run)
+        await loop.run_in_executor(self._executor, self._execute, step, runs, loop)
         seconds = time.perf_counter() - started
         self.cost.update(seconds, n_pairs)
         self.metrics.inference_duration.labels(variant=self.variant).observe(seconds)
         self.metrics.batch_size_pairs.labels(variant=self.variant).observe(n_pairs)
         self.metrics.batch_tokens.labels(variant=self.variant).observe(padded)
 
-    async def _isolate(self, step: list[Slice], run: list[PairRef], err: Exception) -> None:
+    @staticmethod
+    def _example(step: list[Slice], ref: PairRef) -> Example:
+        sl = step[ref[0]]
+        return sl.job.examples[sl.start + ref[1]]
+
+    def _execute(self, step: list[Slice], runs: list[list[PairRef]], loop: asyncio.AbstractEventLoop) -> None:
+        """In the batcher's thread: run each run and hand its outcome to the loop."""
+        for run in runs:
+            for refs, outcome in self._run_isolated(step, run):
+                loop.call_soon_threadsafe(self._deliver, step, refs, outcome)
+
+    def _run_isolated(self, step: list[Slice], run: list[PairRef]) -> list[tuple[list[PairRef], RunOutcome]]:
         """A failed run shared by several jobs is retried job by job, so one job's failure cannot
         poison the others; a job that still fails gets the error."""
-        by_slice: dict[int, list[PairRef]] = {}
-        for ref in run:
-            by_slice.setdefault(ref[0], []).append(ref)
-        if len(by_slice) == 1:
-            log.error("inference failed: %s", err, extra={"variant": self.variant})
-            self._fail([step[s] for s in by_slice], InferenceFailed("inference failed"))
-            return
-        for s, refs in by_slice.items():
+        try:
+            return [(run, self.runner.run([self._example(step, ref) for ref in run]))]
+        except Exception as err:
+            by_slice: dict[int, list[PairRef]] = {}
+            for ref in run:
+                by_slice.setdefault(ref[0], []).append(ref)
+            if len(by_slice) == 1:
+                return [(run, err)]
+        outcomes: list[tuple[list[PairRef], RunOutcome]] = []
+        for refs in by_slice.values():
             try:
-                await self._run(step, refs)
-            except Exception as retry_err:
-                log.error("inference failed: %s", retry_err, extra={"variant": self.variant})
-                self._fail([step[s]], InferenceFailed("inference failed"))
+                outcomes.append((refs, self.runner.run([self._example(step, ref) for ref in refs])))
+            except Exception as err:
+                outcomes.append((refs, err))
+        return outcomes
 
-    async def _run(self, step: list[Slice], refs: list[PairRef]) -> None:
-        """One ORT run in the batcher's thread, then its probabilities back to their jobs."""
-        examples = [step[s].job.examples[step[s].start + i] for s, i in refs]
-        probs = await asyncio.get_running_loop().run_in_executor(self._executor, self.runner.run, examples)
-        self._scatter(step, refs, probs)
-
-    def _scatter(self, step: list[Slice], run: list[PairRef], probs: np.ndarray) -> None:
-        for row, (s, i) in enumerate(run):
-            sl = step[s]
-            sl.job.probs[sl.start + i] = probs[row]
-            sl.job.scored += 1
-        for s in dict.fromkeys(s for s, _ in run):
-            job = step[s].job
-            if job.scored == len(job.examples) and not job.future.done():
-                job.future.set_result(job.probs)
+    def _deliver(self, step: list[Slice], refs: list[PairRef], outcome: RunOutcome) -> None:
+        """On the loop: scatter a run's probabilities to its jobs, completing those now fully scored."""
+        self._step_pairs_left -= len(refs)
+        slices = [step[s] for s in dict.fromkeys(s for s, _ in refs)]
+        if isinstance(outcome, Exception):
+            log.error("inference failed: %s", outcome, extra={"variant": self.variant})
+            self._fail(slices, InferenceFailed("inference failed"))
+            return
+        for row, (s, i) in enumerate(refs):
+            step[s].job.probs[step[s].start + i] = outcome[row]
+            step[s].job.scored += 1
+        for sl in slices:
+            if sl.job.scored == len(sl.job.examples) and not sl.job.future.done():
+                sl.job.future.set_result(sl.job.probs)
 
     def _fail(self, slices: Sequence[Slice], error: Exception) -> None:
         for sl in slices:

@@ -1,0 +1,189 @@
+"""An open-loop HTTP load generator: requests leave on a fixed schedule, whatever the server does.
+
+A closed loop (send, wait, send) slows down with the server and hides its queueing (coordinated
+omission). Here arrival times are drawn up front (Poisson or evenly spaced), each request is sent
+at its time on a free keep-alive connection (a new one if none is free), and its latency is measured
+from the *scheduled* send time, so a late send, or a generator that falls behind, counts against
+the result rather than vanishing from it.
+
+The client is a minimal HTTP/1.1 writer/reader on asyncio streams with pre-serialised bodies, so
+the generator's own CPU stays small on a box it shares with the server (it is measured anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class Outcome:
+    scheduled: float
+    latency_s: float
+    status: int  # 0 = transport error or timeout
+
+
+@dataclass
+class RateResult:
+    offered_rps: float
+    pairs_per_request: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall_s: float = 0.0
+    generator_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
+
+    @property
+    def offered_pairs_s(self) -> float:
+        return self.offered_rps * self.pairs_per_request
+
+    @property
+    def ok(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == 200]
+
+    @property
+    def achieved_pairs_s(self) -> float:
+        return len(self.ok) * self.pairs_per_request / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        return 1 - len(self.ok) / len(self.outcomes) if self.outcomes else 1.0
+
+    def percentile_ms(self, q: float, count_failures: bool = False) -> float:
+        """Latency percentile of successful requests; with ``count_failures``, a refused or failed
+        request counts as infinitely slow (so more than 1% failures means p99 = inf)."""
+        if count_failures:
+            lat = [o.latency_s if o.status == 200 else float("inf") for o in self.outcomes]
+        else:
+            lat = [o.latency_s for o in self.ok]
+        if not lat:
+            return float("inf")
+        return float(np.percentile(lat, q, method="higher")) * 1000
+
+    def meets(self, p99_target_ms: float) -> bool:
+        return self.percentile_ms(99, count_failures=True) <= p99_target_ms
+
+    @property
+    def generator_cpu_pct(self) -> float:
+        return 100 * self.generator_cpu_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def server_cpu_pct(self) -> float | None:
+        return None if self.server_cpu_s is None or not self.wall_s else 100 * self.server_cpu_s / self.wall_s
+
+
+def arrival_offsets(rate_rps: float, count: int, kind: str, seed: int) -> list[float]:
+    """Seconds from start at which each request is due."""
+    if kind == "uniform":
+        return [i / rate_rps for i in range(count)]
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    for _ in range(count):
+        out.append(t)
+        t += rng.expovariate(rate_rps)
+    return out
+
+
+class Pool:
+    """Keep-alive connections to one loopback server; grows when every connection is busy."""
+
+    def __init__(self, host: str, port: int) -> None:
+        if host not in LOOPBACK:
+            raise ValueError(f"the load generator only targets loopback hosts, not {host}")
+        self.host, self.port = host, port
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+
+    async def request(self, raw: bytes, timeout: float) -> int:
+        conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = await asyncio.open_connection(self.host, self.port)
+            self.opened += 1
+        reader, writer = conn
+        try:
+            writer.write(raw)
+            status, keep = await asyncio.wait_for(_read_response(reader), timeout)
+        except BaseException:
+            writer.close()
+            raise
+        if keep:
+            self._idle.append(conn)
+        else:
+            writer.close()
+        return status
+
+    async def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("connection", "").lower() != "close"
+
+
+def http_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+async def run_rate(pool: Pool, requests: list[bytes], rate_rps: float, duration_s: float, max_requests: int,
+                   pairs_per_request: int, arrivals: str = "poisson", warmup_s: float = 1.0,
+                   timeout_s: float = 10.0, seed: int = 0,
+                   server_cpu: Callable[[], float | None] | None = None) -> RateResult:
+    """Offer ``rate_rps`` for ``duration_s`` (at most ``max_requests``), after ``warmup_s`` at the same rate
+    whose requests are not counted. ``server_cpu()`` (CPU seconds of the server) is read over the same
+    measured window as the generator's own CPU."""
+    n_warm = int(rate_rps * warmup_s)
+    count = min(max_requests, max(1, int(rate_rps * duration_s))) + n_warm
+    offsets = arrival_offsets(rate_rps, count, arrivals, seed)
+    start = time.monotonic() + 0.05
+
+    async def one(i: int, due: float) -> Outcome:
+        try:
+            status = await pool.request(requests[i % len(requests)], timeout_s)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+            status = 0
+        return Outcome(due, time.monotonic() - due, status)
+
+    def cpu_now() -> tuple[float, float | None]:
+        return _cpu_seconds(), server_cpu() if server_cpu else None
+
+    tasks = []
+    cpu0 = cpu_now()
+    for i, offset in enumerate(offsets):
+        due = start + offset
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+        if i + 1 == n_warm:  # CPU is counted over the measured part only
+            cpu0 = cpu_now()
+    outcomes = await asyncio.gather(*tasks)
+    cpu1 = cpu_now()
+    measured = outcomes[n_warm:]
+    first = measured[0].scheduled if measured else start
+    end = max(o.scheduled + o.latency_s for o in measured) if measured else first
+    # The window is at least the offered schedule's length: a Poisson clump finishing early must not
+    # show as more throughput than was offered.
+    wall_s = max(end - first, len(measured) / rate_rps)
+    server_cpu_s = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
+    return RateResult(rate_rps, pairs_per_request, list(measured), wall_s=wall_s,
+                      generator_cpu_s=cpu1[0] - cpu0[0], server_cpu_s=server_cpu_s)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

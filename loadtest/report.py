@@ -1,0 +1,126 @@
+"""The benchmark's printed summary and its markdown table."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from loadtest.openloop import RateResult
+from loadtest.raw import RawResult
+
+# Measured by the issue on this machine class (MiniLM-L6 INT8, 32 services per request); not re-measured.
+INFINITY_EMB_PAIRS_S = 100.0
+
+
+@dataclass
+class Sweep:
+    name: str
+    results: list[RateResult] = field(default_factory=list)
+
+    def best(self, p99_target_ms: float) -> RateResult | None:
+        """The highest achieved throughput among rates whose p99 (failures counted) meets the target."""
+        good = [r for r in self.results if r.meets(p99_target_ms)]
+        return max(good, key=lambda r: r.achieved_pairs_s) if good else None
+
+
+def _ms(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
+
+
+def rate_line(name: str, r: RateResult, target_ms: float) -> str:
+    return (f"{name:>8} offered {r.offered_pairs_s:7.0f} pairs/s -> achieved {r.achieved_pairs_s:7.0f}  "
+            f"p50 {_ms(r.percentile_ms(50)):>6} ms  p99 {_ms(r.percentile_ms(99)):>6} ms  "
+            f"p99(all) {_ms(r.percentile_ms(99, True)):>6} ms  failed {100 * r.failure_rate:4.1f}%  "
+            f"server CPU {_pct(r.server_cpu_pct):>5}  generator CPU {_pct(r.generator_cpu_pct):>4}  "
+            f"{'meets' if r.meets(target_ms) else 'misses'} p99<={target_ms:.0f}")
+
+
+def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    best = service.best(target_ms)
+    if best is not None:
+        out["service_pairs_s"] = best.achieved_pairs_s
+        out["service_vs_infinity_emb"] = best.achieved_pairs_s / INFINITY_EMB_PAIRS_S
+        if raw is not None:
+            out["service_vs_raw"] = best.achieved_pairs_s / raw.pairs_per_s
+    if naive is not None and (naive_best := naive.best(target_ms)) is not None:
+        out["naive_pairs_s"] = naive_best.achieved_pairs_s
+        if raw is not None:
+            out["naive_vs_raw"] = naive_best.achieved_pairs_s / raw.pairs_per_s
+        if best is not None:
+            out["service_vs_naive"] = best.achieved_pairs_s / naive_best.achieved_pairs_s
+    return out
+
+
+def summary_lines(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> list[str]:
+    r = ratios(raw, service, naive, target_ms)
+    lines = []
+    if raw is not None:
+        lines.append(f"raw ORT compute ({raw.precision}, padded batches of {raw.batch_pairs}): "
+                     f"{raw.pairs_per_s:.0f} pairs/s ({100 * raw.padding_share:.0f}% of padded tokens are padding)")
+    lines.append("service, best at p99<=%.0f ms: %s" % (
+        target_ms, f"{r['service_pairs_s']:.0f} pairs/s" if "service_pairs_s" in r else "no offered rate met it"))
+    if naive is not None:
+        lines.append("naive per-request baseline, best at p99<=%.0f ms: %s" % (
+            target_ms, f"{r['naive_pairs_s']:.0f} pairs/s" if "naive_pairs_s" in r else "no offered rate met it"))
+    for key, label in [("service_vs_raw", "service / raw compute"), ("naive_vs_raw", "naive / raw compute"),
+                       ("service_vs_naive", "service / naive"),
+                       ("service_vs_infinity_emb", f"service / infinity-emb ({INFINITY_EMB_PAIRS_S:.0f} pairs/s, "
+                                                   "issue's figure)")]:
+        if key in r:
+            lines.append(f"{label}: {r[key]:.2f}x")
+    return lines
+
+
+def markdown(command: str, settings: dict[str, str], bundle_desc: str, raw: RawResult | None, service: Sweep,
+             naive: Sweep | None, target_ms: float, services: int, arrivals: str) -> str:
+    rows = ["| server | offered pairs/s | achieved pairs/s | p50 ms | p99 ms | p99 ms (failures = inf) | failed "
+            "| server CPU | generator CPU |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for sweep in [service, *([naive] if naive else [])]:
+        for res in sweep.results:
+            rows.append(f"| {sweep.name} | {res.offered_pairs_s:.0f} | {res.achieved_pairs_s:.0f} | "
+                        f"{_ms(res.percentile_ms(50))} | {_ms(res.percentile_ms(99))} | "
+                        f"{_ms(res.percentile_ms(99, True))} | {100 * res.failure_rate:.1f}% | "
+                        f"{_pct(res.server_cpu_pct)} | {_pct(res.generator_cpu_pct)} |")
+    settings_text = ", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "defaults"
+    return "\n".join([
+        "# Service benchmark",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on `{platform.node()}` "
+        f"({_cpu_desc()}), bundle {bundle_desc}, {services} services per request, {arrivals} arrivals "
+        "(open loop: latency from the scheduled send time).",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"Service settings: {settings_text}.",
+        "",
+        *[f"- {line}" for line in summary_lines(raw, service, naive, target_ms)],
+        "",
+        *rows,
+        "",
+        "CPU columns are percent of one core over the measured window (the server's from /proc, the "
+        "generator's from getrusage). infinity-emb's figure is the issue's measurement on the same "
+        "machine class, not re-measured by this script.",
+        "",
+    ])
+
+
+def _cpu_desc() -> str:
+    import os
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs{', ' + model if model else ''}"

@@ -1,0 +1,76 @@
+"""Start a server under test as a child process on a free loopback port, and read its CPU time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def service_command(bundle: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "relevance.cli", "serve", "--bundle", str(bundle), "--host", HOST,
+            "--port", str(port)]
+
+
+def naive_command(bundle: Path, port: int, intra_op_threads: int) -> list[str]:
+    return [sys.executable, "-m", "loadtest.naive_server", "--bundle", str(bundle), "--port", str(port),
+            "--intra-op-threads", str(intra_op_threads)]
+
+
+@contextmanager
+def running_server(command: list[str], port: int, env: dict[str, str], log_path: Path,
+                   ready_timeout_s: float = 120.0) -> Iterator[subprocess.Popen]:
+    """The server, ready (``/readyz`` answers 200); stopped with SIGTERM afterwards. Its output goes to
+    ``log_path``: an undrained pipe would block the server once full."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(proc, port, ready_timeout_s, log_path)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(proc: subprocess.Popen, port: int, timeout_s: float, log_path: Path) -> None:
+    until = time.monotonic() + timeout_s
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; its log: {log_path}\n"
+                               + log_path.read_text()[-2000:])
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=1) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {timeout_s:.0f} s; its log: {log_path}")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a live process, all its threads (Linux /proc); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), after pid and comm
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")

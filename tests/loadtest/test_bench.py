@@ -1,0 +1,72 @@
+"""The benchmark stays runnable: its pieces, and a few-second smoke run against the tiny bundle."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from loadtest.bench import main
+from loadtest.openloop import Outcome, Pool, RateResult, arrival_offsets
+from loadtest.workload import build_bodies, pairs_of
+
+
+def write_homedepot(folder: Path, queries: int = 12, per_query: int = 3) -> Path:
+    """A tiny stand-in for the Home Depot folder (pairs.csv + splits.csv), every row in the test split."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = ["drill", "hammer", "primer", "hose", "faucet", "saw"]
+    with open(folder / "pairs.csv", "w", newline="") as p, open(folder / "splits.csv", "w", newline="") as s:
+        pw, sw = csv.writer(p), csv.writer(s)
+        pw.writerow(["id", "product_uid", "product_title", "search_term", "relevance"])
+        sw.writerow(["id", "split"])
+        for q in range(queries):
+            for k in range(per_query):
+                row_id = q * per_query + k
+                pw.writerow([row_id, 1000 + row_id, f"dewalt cordless {items[(q + k) % 6]} kit", f"{items[q % 6]} {q}",
+                             3])
+                sw.writerow([row_id, "test"])
+    return folder
+
+
+def test_open_loop_schedule_and_statistics():
+    uniform = arrival_offsets(10, 5, "uniform", 0)
+    assert uniform == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
+    poisson = arrival_offsets(100, 2000, "poisson", 0)
+    assert poisson == sorted(poisson) and 18 < poisson[-1] < 22  # about 2000 / 100 s
+    res = RateResult(10, 32, [Outcome(0, 0.01 * i, 200) for i in range(1, 100)] + [Outcome(0, 0.001, 503)],
+                     wall_s=10)
+    assert res.achieved_pairs_s == pytest.approx(99 * 32 / 10)
+    assert res.percentile_ms(50) == pytest.approx(500)
+    assert res.percentile_ms(99, count_failures=True) > 900  # the refusal counts as infinitely slow
+    assert not res.meets(100) and res.failure_rate == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="loopback"):
+        Pool("10.0.0.1", 80)
+
+
+def test_bodies_have_exactly_n_services_with_the_query_own_products_first(tmp_path):
+    from loadtest.workload import load_test_split
+
+    by_query = load_test_split(write_homedepot(tmp_path / "hd"))
+    bodies = build_bodies(by_query, services=8, count=5)
+    for body in bodies:
+        query, titles = pairs_of(body)
+        assert len(titles) == 8 and titles[:3] == [p["title"] for p in by_query[query]]
+
+
+def test_missing_data_says_where_to_get_it(tiny_bundle, tmp_path, capsys):
+    assert main(["--bundle", str(tiny_bundle), "--data", str(tmp_path / "nothing")]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_smoke_run_writes_the_table(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    code = main(["--bundle", str(tiny_bundle), "--data", str(write_homedepot(tmp_path / "hd")), "--services", "8",
+                 "--rates", "40,80", "--duration", "0.5", "--warmup", "0.2", "--raw-seconds", "0.2", "--refine", "0",
+                 "--bodies", "10", "--pause", "0", "--out", str(out)])
+    assert code == 0
+    text = out.read_text()
+    assert "python -m loadtest.bench --bundle" in text
+    assert text.count("| service |") == 2 and text.count("| naive |") == 2
+    assert "service / raw compute" in text and "generator CPU" in text
+    assert "pairs/s" in capsys.readouterr().out
