@@ -25,41 +25,82 @@ from pathlib import Path
 from loadtest.openloop import Pool, RateResult, http_request, run_rate
 from loadtest.raw import RawResult, raw_compute_rate
 from loadtest.report import Sweep, markdown, rate_line, summary_lines
-from loadtest.servers import HOST, free_port, naive_command, process_cpu_seconds, running_server, service_command
+from loadtest.servers import (
+    HOST,
+    free_port,
+    naive_command,
+    process_cpu_seconds,
+    running_server,
+    service_command,
+)
 from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
 
 DEFAULT_FRACTIONS = "0.25,0.5,0.7,0.85,1.0,1.15,1.3,1.5,1.75"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle to serve and measure")
-    p.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"),
-                   help="Home Depot folder (pairs.csv + splits.csv); the test split's queries are used")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/homedepot"),
+        help="Home Depot folder (pairs.csv + splits.csv); the test split's queries are used",
+    )
     p.add_argument("--services", type=int, default=32, help="services per request")
-    p.add_argument("--rates", default="", help="offered rates in pairs/s, comma-separated; empty: fractions "
-                                               "of the raw compute rate, see --fractions")
+    p.add_argument(
+        "--rates",
+        default="",
+        help="offered rates in pairs/s, comma-separated; empty: fractions "
+        "of the raw compute rate, see --fractions",
+    )
     p.add_argument("--fractions", default=DEFAULT_FRACTIONS, help="offered rates as fractions of raw compute")
-    p.add_argument("--refine", type=int, default=2, help="bisection steps between the best passing and the "
-                                                         "first failing rate")
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="bisection steps between the best passing and the first failing rate",
+    )
     p.add_argument("--duration", type=float, default=15.0, help="measured seconds per offered rate")
-    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds at each rate before measuring")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="unmeasured seconds at each rate before measuring"
+    )
     p.add_argument("--max-requests", type=int, default=3000, help="measured requests per rate at most")
-    p.add_argument("--arrivals", choices=["poisson", "uniform"], default="poisson",
-                   help="inter-arrival times: exponential (realistic) or evenly spaced")
+    p.add_argument(
+        "--arrivals",
+        choices=["poisson", "uniform"],
+        default="poisson",
+        help="inter-arrival times: exponential (realistic) or evenly spaced",
+    )
     p.add_argument("--p99-target-ms", type=float, default=100.0, help="latency target for 'best throughput'")
-    p.add_argument("--deadline-ms", type=float, default=0.0,
-                   help="X-Deadline-Ms sent with each request (0: none, the service's default applies)")
+    p.add_argument(
+        "--deadline-ms",
+        type=float,
+        default=0.0,
+        help="X-Deadline-Ms sent with each request (0: none, the service's default applies)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, seconds")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between rates, for queues to drain")
     p.add_argument("--raw-seconds", type=float, default=10.0, help="how long to run raw ORT compute")
     p.add_argument("--precision", default="", help="graph to run (empty: the bundle's default)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ORT threads for all three (0: all cores)")
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                   help="service setting, e.g. --set max_batch_pairs=32 (sent as RELEVANCE_NAME)")
-    p.add_argument("--cache", action="store_true", help="leave the result cache on (off by default: it would "
-                                                        "measure repeats, not the model)")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="service setting, e.g. --set max_batch_pairs=32 (sent as RELEVANCE_NAME)",
+    )
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="leave the result cache on (off by default: it would measure repeats, not the model)",
+    )
     p.add_argument("--skip-raw", action="store_true", help="do not measure raw ORT compute")
     p.add_argument("--skip-naive", action="store_true", help="do not measure the naive baseline")
     p.add_argument("--bodies", type=int, default=2000, help="distinct request bodies to cycle through")
@@ -72,8 +113,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def service_settings(args: argparse.Namespace) -> dict[str, str]:
-    settings = {"cache_enabled": "true" if args.cache else "false", "log_level": "warning",
-                "intra_op_threads": str(args.intra_op_threads)}
+    settings = {
+        "cache_enabled": "true" if args.cache else "false",
+        "log_level": "warning",
+        "intra_op_threads": str(args.intra_op_threads),
+    }
     if args.precision:
         settings["precision"] = args.precision
     for item in args.settings:
@@ -91,8 +135,9 @@ def offered_rates(args: argparse.Namespace, raw: RawResult | None) -> list[float
     return [round(float(f) * raw.pairs_per_s) for f in args.fractions.split(",") if f.strip()]
 
 
-def sweep(name: str, measure: Callable[[float], RateResult], rates: list[float], target_ms: float,
-          refine: int) -> Sweep:
+def sweep(
+    name: str, measure: Callable[[float], RateResult], rates: list[float], target_ms: float, refine: int
+) -> Sweep:
     """Measure rising rates until one misses the target badly, then bisect towards the knee."""
     result = Sweep(name)
     for rate in rates:
@@ -115,8 +160,16 @@ def sweep(name: str, measure: Callable[[float], RateResult], rates: list[float],
     return result
 
 
-def measure_server(name: str, command: list[str], port: int, env: dict[str, str], args: argparse.Namespace,
-                   bodies: list[bytes], rates: list[float], log_dir: Path) -> Sweep:
+def measure_server(
+    name: str,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    bodies: list[bytes],
+    rates: list[float],
+    log_dir: Path,
+) -> Sweep:
     headers = {"X-Deadline-Ms": f"{args.deadline_ms:g}"} if args.deadline_ms > 0 else None
     requests = [http_request(HOST, port, "/relevance", b, headers) for b in bodies]
     with running_server(command, port, env, log_dir / f"{name}.log") as proc:
@@ -125,9 +178,19 @@ def measure_server(name: str, command: list[str], port: int, env: dict[str, str]
             async def go() -> RateResult:
                 pool = Pool(HOST, port)
                 try:
-                    return await run_rate(pool, requests, pairs_s / args.services, args.duration,
-                                          args.max_requests, args.services, args.arrivals, args.warmup,
-                                          args.timeout, args.seed, lambda: process_cpu_seconds(proc.pid))
+                    return await run_rate(
+                        pool,
+                        requests,
+                        pairs_s / args.services,
+                        args.duration,
+                        args.max_requests,
+                        args.services,
+                        args.arrivals,
+                        args.warmup,
+                        args.timeout,
+                        args.seed,
+                        lambda: process_cpu_seconds(proc.pid),
+                    )
                 finally:
                     await pool.close()
 
@@ -142,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join(["python", "-m", "loadtest.bench", *(sys.argv[1:] if argv is None else argv)])
     if not (args.bundle / "bundle.json").is_file():
-        print(f"no bundle at {args.bundle} (expected {args.bundle / 'bundle.json'}); pass --bundle", file=sys.stderr)
+        print(
+            f"no bundle at {args.bundle} (expected {args.bundle / 'bundle.json'}); pass --bundle",
+            file=sys.stderr,
+        )
         return 2
     try:
         by_query = load_test_split(args.data)
@@ -150,12 +216,20 @@ def main(argv: list[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 2
     bodies = build_bodies(by_query, args.services, args.bodies, args.seed)
-    print(f"{len(by_query)} test queries -> {len(bodies)} request bodies of {args.services} services", flush=True)
+    print(
+        f"{len(by_query)} test queries -> {len(bodies)} request bodies of {args.services} services",
+        flush=True,
+    )
 
     raw = None
     if not args.skip_raw:
-        raw = raw_compute_rate(args.bundle, [pairs_of(b) for b in bodies[:64]], args.precision or None,
-                               args.intra_op_threads, args.raw_seconds)
+        raw = raw_compute_rate(
+            args.bundle,
+            [pairs_of(b) for b in bodies[:64]],
+            args.precision or None,
+            args.intra_op_threads,
+            args.raw_seconds,
+        )
         print(summary_lines(raw, Sweep("service"), None, args.p99_target_ms)[0], flush=True)
     rates = offered_rates(args, raw)
     settings = service_settings(args)
@@ -164,13 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         logs = Path(tmp)
         port = free_port()
-        service = measure_server("service", service_command(args.bundle, port), port, env, args, bodies, rates,
-                                 logs)
+        service = measure_server(
+            "service", service_command(args.bundle, port), port, env, args, bodies, rates, logs
+        )
         naive = None
         if not args.skip_naive:
             port = free_port()
-            naive = measure_server("naive", naive_command(args.bundle, port, args.intra_op_threads), port, {},
-                                   args, bodies, rates, logs)
+            naive = measure_server(
+                "naive",
+                naive_command(args.bundle, port, args.intra_op_threads),
+                port,
+                {},
+                args,
+                bodies,
+                rates,
+                logs,
+            )
 
     print("\n".join(summary_lines(raw, service, naive, args.p99_target_ms)))
     if args.out:
@@ -180,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         desc = f"`{m.name}` {m.version} ({args.precision or m.default_precision})"
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown(command, settings, desc, raw, service, naive, args.p99_target_ms, args.services,
-                                args.arrivals))
+        out.write_text(
+            markdown(
+                command, settings, desc, raw, service, naive, args.p99_target_ms, args.services, args.arrivals
+            )
+        )
         print(f"wrote {out}")
     return 0
 

@@ -26,7 +26,9 @@ def create_naive_app(bundle: Path, intra_op_threads: int = 0) -> FastAPI:
     def relevance(body: RelevanceRequest) -> dict:
         probs = model.run(model.encode(body.query, [s.fields() for s in body.services]))
         scores = (probs @ model.gains).tolist()
-        return {"results": [{"id": s.id, "score": score} for s, score in zip(body.services, scores)]}
+        return {
+            "results": [{"id": s.id, "score": score} for s, score in zip(body.services, scores, strict=True)]
+        }
 
     @app.get("/readyz")
     def readyz() -> dict:
@@ -41,8 +43,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--intra-op-threads", type=int, default=0)
     args = parser.parse_args()
-    uvicorn.run(create_naive_app(args.bundle, args.intra_op_threads), host="127.0.0.1", port=args.port,
-                access_log=False, log_level="warning")
+    uvicorn.run(
+        create_naive_app(args.bundle, args.intra_op_threads),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

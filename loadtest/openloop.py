@@ -129,21 +129,36 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+    }
     await reader.readexactly(int(headers.get("content-length", "0")))
     return status, headers.get("connection", "").lower() != "close"
 
 
-def http_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+def http_request(
+    host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> bytes:
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
 
 
-async def run_rate(pool: Pool, requests: list[bytes], rate_rps: float, duration_s: float, max_requests: int,
-                   pairs_per_request: int, arrivals: str = "poisson", warmup_s: float = 1.0,
-                   timeout_s: float = 10.0, seed: int = 0,
-                   server_cpu: Callable[[], float | None] | None = None) -> RateResult:
+async def run_rate(
+    pool: Pool,
+    requests: list[bytes],
+    rate_rps: float,
+    duration_s: float,
+    max_requests: int,
+    pairs_per_request: int,
+    arrivals: str = "poisson",
+    warmup_s: float = 1.0,
+    timeout_s: float = 10.0,
+    seed: int = 0,
+    server_cpu: Callable[[], float | None] | None = None,
+) -> RateResult:
     """Offer ``rate_rps`` for ``duration_s`` (at most ``max_requests``), after ``warmup_s`` at the same rate
     whose requests are not counted. ``server_cpu()`` (CPU seconds of the server) is read over the same
     measured window as the generator's own CPU."""
@@ -155,7 +170,7 @@ async def run_rate(pool: Pool, requests: list[bytes], rate_rps: float, duration_
     async def one(i: int, due: float) -> Outcome:
         try:
             status = await pool.request(requests[i % len(requests)], timeout_s)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             status = 0
         return Outcome(due, time.monotonic() - due, status)
 
@@ -180,8 +195,14 @@ async def run_rate(pool: Pool, requests: list[bytes], rate_rps: float, duration_
     # show as more throughput than was offered.
     wall_s = max(end - first, len(measured) / rate_rps)
     server_cpu_s = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
-    return RateResult(rate_rps, pairs_per_request, list(measured), wall_s=wall_s,
-                      generator_cpu_s=cpu1[0] - cpu0[0], server_cpu_s=server_cpu_s)
+    return RateResult(
+        rate_rps,
+        pairs_per_request,
+        list(measured),
+        wall_s=wall_s,
+        generator_cpu_s=cpu1[0] - cpu0[0],
+        server_cpu_s=server_cpu_s,
+    )
 
 
 def _cpu_seconds() -> float:

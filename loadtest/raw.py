@@ -24,10 +24,16 @@ class RawResult:
     runs: int
 
 
-def raw_compute_rate(bundle: Path, requests: list[tuple[str, list[str]]], precision: str | None,
-                     intra_op_threads: int, seconds: float = 5.0) -> RawResult:
-    model = BundleModel.load(load_bundle(bundle), precision, intra_op_threads=intra_op_threads,
-                             allow_spinning=False)
+def raw_compute_rate(
+    bundle: Path,
+    requests: list[tuple[str, list[str]]],
+    precision: str | None,
+    intra_op_threads: int,
+    seconds: float = 5.0,
+) -> RawResult:
+    model = BundleModel.load(
+        load_bundle(bundle), precision, intra_op_threads=intra_op_threads, allow_spinning=False
+    )
     batches = []
     real = padded = 0
     for query, titles in requests:
@@ -46,4 +52,3 @@ def raw_compute_rate(bundle: Path, requests: list[tuple[str, list[str]]], precis
         runs += 1
         pairs += len(batch["input_ids"])
     return RawResult(pairs / elapsed, len(requests[0][1]), 1 - real / padded, model.precision, runs)
-

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from loadtest.openloop import RateResult
 from loadtest.raw import RawResult
@@ -34,11 +35,13 @@ def _pct(value: float | None) -> str:
 
 
 def rate_line(name: str, r: RateResult, target_ms: float) -> str:
-    return (f"{name:>8} offered {r.offered_pairs_s:7.0f} pairs/s -> achieved {r.achieved_pairs_s:7.0f}  "
-            f"p50 {_ms(r.percentile_ms(50)):>6} ms  p99 {_ms(r.percentile_ms(99)):>6} ms  "
-            f"p99(all) {_ms(r.percentile_ms(99, True)):>6} ms  failed {100 * r.failure_rate:4.1f}%  "
-            f"server CPU {_pct(r.server_cpu_pct):>5}  generator CPU {_pct(r.generator_cpu_pct):>4}  "
-            f"{'meets' if r.meets(target_ms) else 'misses'} p99<={target_ms:.0f}")
+    return (
+        f"{name:>8} offered {r.offered_pairs_s:7.0f} pairs/s -> achieved {r.achieved_pairs_s:7.0f}  "
+        f"p50 {_ms(r.percentile_ms(50)):>6} ms  p99 {_ms(r.percentile_ms(99)):>6} ms  "
+        f"p99(all) {_ms(r.percentile_ms(99, True)):>6} ms  failed {100 * r.failure_rate:4.1f}%  "
+        f"server CPU {_pct(r.server_cpu_pct):>5}  generator CPU {_pct(r.generator_cpu_pct):>4}  "
+        f"{'meets' if r.meets(target_ms) else 'misses'} p99<={target_ms:.0f}"
+    )
 
 
 def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
@@ -58,65 +61,94 @@ def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms
     return out
 
 
+def _best_line(name: str, pairs_s: float | None, target_ms: float) -> str:
+    best = f"{pairs_s:.0f} pairs/s" if pairs_s is not None else "no offered rate met it"
+    return f"{name}, best at p99<={target_ms:.0f} ms: {best}"
+
+
 def summary_lines(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> list[str]:
     r = ratios(raw, service, naive, target_ms)
     lines = []
     if raw is not None:
-        lines.append(f"raw ORT compute ({raw.precision}, padded batches of {raw.batch_pairs}): "
-                     f"{raw.pairs_per_s:.0f} pairs/s ({100 * raw.padding_share:.0f}% of padded tokens are padding)")
-    lines.append("service, best at p99<=%.0f ms: %s" % (
-        target_ms, f"{r['service_pairs_s']:.0f} pairs/s" if "service_pairs_s" in r else "no offered rate met it"))
+        lines.append(
+            f"raw ORT compute ({raw.precision}, padded batches of {raw.batch_pairs}): "
+            f"{raw.pairs_per_s:.0f} pairs/s ({100 * raw.padding_share:.0f}% of padded tokens are padding)"
+        )
+    lines.append(_best_line("service", r.get("service_pairs_s"), target_ms))
     if naive is not None:
-        lines.append("naive per-request baseline, best at p99<=%.0f ms: %s" % (
-            target_ms, f"{r['naive_pairs_s']:.0f} pairs/s" if "naive_pairs_s" in r else "no offered rate met it"))
-    for key, label in [("service_vs_raw", "service / raw compute"), ("naive_vs_raw", "naive / raw compute"),
-                       ("service_vs_naive", "service / naive"),
-                       ("service_vs_infinity_emb", f"service / infinity-emb ({INFINITY_EMB_PAIRS_S:.0f} pairs/s, "
-                                                   "issue's figure)")]:
+        lines.append(_best_line("naive per-request baseline", r.get("naive_pairs_s"), target_ms))
+    for key, label in [
+        ("service_vs_raw", "service / raw compute"),
+        ("naive_vs_raw", "naive / raw compute"),
+        ("service_vs_naive", "service / naive"),
+        (
+            "service_vs_infinity_emb",
+            f"service / infinity-emb ({INFINITY_EMB_PAIRS_S:.0f} pairs/s, issue's figure)",
+        ),
+    ]:
         if key in r:
             lines.append(f"{label}: {r[key]:.2f}x")
     return lines
 
 
-def markdown(command: str, settings: dict[str, str], bundle_desc: str, raw: RawResult | None, service: Sweep,
-             naive: Sweep | None, target_ms: float, services: int, arrivals: str) -> str:
-    rows = ["| server | offered pairs/s | achieved pairs/s | p50 ms | p99 ms | p99 ms (failures = inf) | failed "
-            "| server CPU | generator CPU |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def markdown(
+    command: str,
+    settings: dict[str, str],
+    bundle_desc: str,
+    raw: RawResult | None,
+    service: Sweep,
+    naive: Sweep | None,
+    target_ms: float,
+    services: int,
+    arrivals: str,
+) -> str:
+    rows = [
+        (
+            "| server | offered pairs/s | achieved pairs/s | p50 ms | p99 ms | p99 ms (failures = inf) "
+            "| failed | server CPU | generator CPU |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for sweep in [service, *([naive] if naive else [])]:
         for res in sweep.results:
-            rows.append(f"| {sweep.name} | {res.offered_pairs_s:.0f} | {res.achieved_pairs_s:.0f} | "
-                        f"{_ms(res.percentile_ms(50))} | {_ms(res.percentile_ms(99))} | "
-                        f"{_ms(res.percentile_ms(99, True))} | {100 * res.failure_rate:.1f}% | "
-                        f"{_pct(res.server_cpu_pct)} | {_pct(res.generator_cpu_pct)} |")
+            rows.append(
+                f"| {sweep.name} | {res.offered_pairs_s:.0f} | {res.achieved_pairs_s:.0f} | "
+                f"{_ms(res.percentile_ms(50))} | {_ms(res.percentile_ms(99))} | "
+                f"{_ms(res.percentile_ms(99, True))} | {100 * res.failure_rate:.1f}% | "
+                f"{_pct(res.server_cpu_pct)} | {_pct(res.generator_cpu_pct)} |"
+            )
     settings_text = ", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "defaults"
-    return "\n".join([
-        "# Service benchmark",
-        "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on `{platform.node()}` "
-        f"({_cpu_desc()}), bundle {bundle_desc}, {services} services per request, {arrivals} arrivals "
-        "(open loop: latency from the scheduled send time).",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        f"Service settings: {settings_text}.",
-        "",
-        *[f"- {line}" for line in summary_lines(raw, service, naive, target_ms)],
-        "",
-        *rows,
-        "",
-        "CPU columns are percent of one core over the measured window (the server's from /proc, the "
-        "generator's from getrusage). infinity-emb's figure is the issue's measurement on the same "
-        "machine class, not re-measured by this script.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Service benchmark",
+            "",
+            (
+                f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{platform.node()}` "
+                f"({_cpu_desc()}), bundle {bundle_desc}, {services} services per request, "
+                f"{arrivals} arrivals (open loop: latency from the scheduled send time)."
+            ),
+            "",
+            "```bash",
+            command,
+            "```",
+            "",
+            f"Service settings: {settings_text}.",
+            "",
+            *[f"- {line}" for line in summary_lines(raw, service, naive, target_ms)],
+            "",
+            *rows,
+            "",
+            (
+                "CPU columns are percent of one core over the measured window (the server's from /proc, the "
+                "generator's from getrusage). infinity-emb's figure is the issue's measurement on the same "
+                "machine class, not re-measured by this script."
+            ),
+            "",
+        ]
+    )
 
 
 def _cpu_desc() -> str:
-    import os
-
     model = ""
     try:
         with open("/proc/cpuinfo") as fh:

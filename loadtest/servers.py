@@ -23,18 +23,38 @@ def free_port() -> int:
 
 
 def service_command(bundle: Path, port: int) -> list[str]:
-    return [sys.executable, "-m", "relevance.cli", "serve", "--bundle", str(bundle), "--host", HOST,
-            "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "relevance.cli",
+        "serve",
+        "--bundle",
+        str(bundle),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
 
 
 def naive_command(bundle: Path, port: int, intra_op_threads: int) -> list[str]:
-    return [sys.executable, "-m", "loadtest.naive_server", "--bundle", str(bundle), "--port", str(port),
-            "--intra-op-threads", str(intra_op_threads)]
+    return [
+        sys.executable,
+        "-m",
+        "loadtest.naive_server",
+        "--bundle",
+        str(bundle),
+        "--port",
+        str(port),
+        "--intra-op-threads",
+        str(intra_op_threads),
+    ]
 
 
 @contextmanager
-def running_server(command: list[str], port: int, env: dict[str, str], log_path: Path,
-                   ready_timeout_s: float = 120.0) -> Iterator[subprocess.Popen]:
+def running_server(
+    command: list[str], port: int, env: dict[str, str], log_path: Path, ready_timeout_s: float = 120.0
+) -> Iterator[subprocess.Popen]:
     """The server, ready (``/readyz`` answers 200); stopped with SIGTERM afterwards. Its output goes to
     ``log_path``: an undrained pipe would block the server once full."""
     with open(log_path, "w") as log:
@@ -54,8 +74,9 @@ def _wait_ready(proc: subprocess.Popen, port: int, timeout_s: float, log_path: P
     until = time.monotonic() + timeout_s
     while time.monotonic() < until:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; its log: {log_path}\n"
-                               + log_path.read_text()[-2000:])
+            raise RuntimeError(
+                f"server exited with {proc.returncode}; its log: {log_path}\n" + log_path.read_text()[-2000:]
+            )
         try:
             with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=1) as reply:
                 if reply.status == 200:

@@ -12,8 +12,10 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-DATA_HINT = ("no Home Depot data at {path}: pass --data with the folder holding pairs.csv and splits.csv "
-             "(the project keeps it at ../shared/data/homedepot)")
+DATA_HINT = (
+    "no Home Depot data at {path}: pass --data with the folder holding pairs.csv and splits.csv "
+    "(the project keeps it at ../shared/data/homedepot)"
+)
 
 
 class DataMissing(Exception):
@@ -32,8 +34,9 @@ def load_test_split(data: Path) -> dict[str, list[dict[str, str]]]:
     return dict(by_query)
 
 
-def build_bodies(by_query: dict[str, list[dict[str, str]]], services: int, count: int,
-                 seed: int = 0) -> list[bytes]:
+def build_bodies(
+    by_query: dict[str, list[dict[str, str]]], services: int, count: int, seed: int = 0
+) -> list[bytes]:
     """``count`` distinct JSON bodies of exactly ``services`` services each."""
     rng = random.Random(seed)
     queries = sorted(by_query)
@@ -46,7 +49,9 @@ def build_bodies(by_query: dict[str, list[dict[str, str]]], services: int, count
         fill = rng.sample(catalogue, services - len(own)) if len(own) < services else []
         candidates = [{"id": str(j), "title": p["title"]} for j, p in enumerate(own + fill)]
         # a distinct request id per body; repeated bodies (count > queries) still differ in query order
-        bodies.append(json.dumps({"query": query, "services": candidates, "request_id": f"bench-{i}"}).encode())
+        bodies.append(
+            json.dumps({"query": query, "services": candidates, "request_id": f"bench-{i}"}).encode()
+        )
     return bodies
 
 

@@ -19,7 +19,8 @@ DESCRIPTION = """Scores (query, service) pairs with a distilled BERT relevance m
 
 Pairs from concurrent requests are batched dynamically; a request that cannot be answered inside its
 deadline (`X-Deadline-Ms`, default from settings) is refused at once with `503` and `Retry-After`.
-`X-AB-Bucket` picks the A/B variant. Errors share one JSON shape: `{"error", "message", "request_id", "fields"}`.
+`X-AB-Bucket` picks the A/B variant. Errors share one JSON shape:
+`{"error", "message", "request_id", "fields"}`.
 """
 
 

@@ -11,8 +11,8 @@ A *job* is one request's encoded pairs. The batcher loop
    consecutive jobs and cut into runs of ``max_run_pairs``, each padded only to its own longest pair
    (about 40% of a naively padded batch of titles is padding);
 4. runs them back to back in a dedicated thread (ORT releases the GIL, the event loop stays free) and
-   scatters the probabilities back after each run, completing each job's future as soon as its last pair is scored, so the first
-   request of a step does not wait for the last.
+   scatters the probabilities back after each run, completing each job's future as soon as its last
+   pair is scored, so the first request of a step does not wait for the last.
 
 Admission control (:meth:`Batcher.admit`) estimates the queue delay from the measured cost per pair:
 a request that cannot finish inside its deadline is refused at once instead of timing out in the queue.
@@ -132,8 +132,9 @@ class PairCost:
 
 
 class Batcher:
-    def __init__(self, variant: str, runner: Runner, n_labels: int, limits: BatchLimits,
-                 metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, variant: str, runner: Runner, n_labels: int, limits: BatchLimits, metrics: ServiceMetrics
+    ) -> None:
         self.variant = variant
         self.runner = runner
         self.n_labels = n_labels
@@ -169,6 +170,7 @@ class Batcher:
 
     async def warmup(self, examples: Sequence[Example], rounds: int = 2) -> float:
         """Run a realistic step a few times so allocation is paid now and the pair cost is measured."""
+
         def run_all() -> None:
             for run in plan_runs([[len(ids) for ids, _ in examples]], self.limits.max_run_pairs):
                 self.runner.run([examples[i] for _, i in run])
@@ -197,17 +199,23 @@ class Batcher:
         """Refuse now (raise :class:`Overloaded`) what the queue cannot hold or cannot finish in time."""
         if self._queued_pairs + pairs > self.limits.max_queue_pairs:
             self._shed("queue_full")
-            raise Overloaded("queue_full", f"{self._queued_pairs} pairs are queued (limit "
-                             f"{self.limits.max_queue_pairs}); retry later", self.estimate_delay(0))
+            raise Overloaded(
+                "queue_full",
+                f"{self._queued_pairs} pairs are queued (limit {self.limits.max_queue_pairs}); retry later",
+                self.estimate_delay(0),
+            )
         if not check_deadline:
             return
         delay = self.estimate_delay(pairs)
         budget = deadline - time.monotonic()
         if delay > budget:
             self._shed("deadline_unmeetable")
-            raise Overloaded("deadline_unmeetable",
-                             f"estimated {delay * 1000:.0f} ms until scored exceeds the remaining "
-                             f"{max(budget, 0) * 1000:.0f} ms of the deadline", self.estimate_delay(0))
+            raise Overloaded(
+                "deadline_unmeetable",
+                f"estimated {delay * 1000:.0f} ms until scored exceeds the remaining "
+                f"{max(budget, 0) * 1000:.0f} ms of the deadline",
+                self.estimate_delay(0),
+            )
 
     def submit(self, examples: Sequence[Example], deadline: float) -> Job:
         if self._task is None:
@@ -223,7 +231,9 @@ class Batcher:
         """The job's probabilities; at its deadline, a job still queued is withdrawn (503), while one
         already being computed is awaited: the work is nearly done and dropping it would waste it."""
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), max(0.0, job.deadline - time.monotonic()))
+            return await asyncio.wait_for(
+                asyncio.shield(job.future), max(0.0, job.deadline - time.monotonic())
+            )
         except TimeoutError:
             if not job.started and self._withdraw(job):
                 raise self._expired() from None
@@ -292,7 +302,9 @@ class Batcher:
             start = stop = job.taken
             while stop < len(job.examples):
                 n_tokens = len(job.examples[stop][0])
-                if pairs >= self.limits.max_batch_pairs or (pairs and tokens + n_tokens > self.limits.max_batch_tokens):
+                if pairs >= self.limits.max_batch_pairs or (
+                    pairs and tokens + n_tokens > self.limits.max_batch_tokens
+                ):
                     full = True
                     break
                 pairs, tokens, stop = pairs + 1, tokens + n_tokens, stop + 1
@@ -340,21 +352,19 @@ class Batcher:
     def _run_isolated(self, step: list[Slice], run: list[PairRef]) -> list[tuple[list[PairRef], RunOutcome]]:
         """A failed run shared by several jobs is retried job by job, so one job's failure cannot
         poison the others; a job that still fails gets the error."""
+        outcome = self._try_run(step, run)
+        by_slice: dict[int, list[PairRef]] = {}
+        for ref in run:
+            by_slice.setdefault(ref[0], []).append(ref)
+        if not isinstance(outcome, Exception) or len(by_slice) == 1:
+            return [(run, outcome)]
+        return [(refs, self._try_run(step, refs)) for refs in by_slice.values()]
+
+    def _try_run(self, step: list[Slice], refs: list[PairRef]) -> RunOutcome:
         try:
-            return [(run, self.runner.run([self._example(step, ref) for ref in run]))]
-        except Exception as err:
-            by_slice: dict[int, list[PairRef]] = {}
-            for ref in run:
-                by_slice.setdefault(ref[0], []).append(ref)
-            if len(by_slice) == 1:
-                return [(run, err)]
-        outcomes: list[tuple[list[PairRef], RunOutcome]] = []
-        for refs in by_slice.values():
-            try:
-                outcomes.append((refs, self.runner.run([self._example(step, ref) for ref in refs])))
-            except Exception as err:
-                outcomes.append((refs, err))
-        return outcomes
+            return self.runner.run([self._example(step, ref) for ref in refs])
+        except Exception as err:  # noqa: BLE001 - a backend failure is the run's outcome, never the thread's
+            return err
 
     def _deliver(self, step: list[Slice], refs: list[PairRef], outcome: RunOutcome) -> None:
         """On the loop: scatter a run's probabilities to its jobs, completing those now fully scored."""
@@ -378,8 +388,9 @@ class Batcher:
 
     def _expired(self) -> Overloaded:
         self._shed("expired_in_queue")
-        return Overloaded("expired_in_queue", "the deadline passed while the request was queued",
-                          self.estimate_delay(0))
+        return Overloaded(
+            "expired_in_queue", "the deadline passed while the request was queued", self.estimate_delay(0)
+        )
 
     def _shed(self, reason: ShedReason) -> None:
         self.metrics.shed.labels(variant=self.variant, reason=reason).inc()

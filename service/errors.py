@@ -92,15 +92,27 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def error_json(status: int, code: str, message: str, request_id: str | None,
-               fields: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_json(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    fields: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The one error body shape, for handlers and for middleware that answers before routing."""
     body = ErrorResponse(error=code, message=message, request_id=request_id, fields=fields or [])
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   fields: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    fields: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     request.state.error = code  # for the access log
     return error_json(status, code, message, _request_id(request), fields, headers)
 

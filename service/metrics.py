@@ -13,6 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 PREFIX = "relevance_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+# fmt: off
 # Fine steps between 5 and 250 ms so p99 against a 100 ms budget can be read to within ~10 ms.
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07,
@@ -26,6 +27,7 @@ STAGE_BUCKETS = (
 BATCH_PAIRS_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 BATCH_TOKENS_BUCKETS = (16, 32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 16384)
 SCORE_DIFF_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+# fmt: on
 
 
 class ServiceMetrics:
@@ -35,50 +37,98 @@ class ServiceMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.request_duration = Histogram(
-            f"{PREFIX}request_duration_seconds", "Time from request arrival to response, by outcome.",
-            ["endpoint", "variant", "status"], buckets=LATENCY_BUCKETS, registry=r)
+            f"{PREFIX}request_duration_seconds",
+            "Time from request arrival to response, by outcome.",
+            ["endpoint", "variant", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_wait = Histogram(
-            f"{PREFIX}queue_wait_seconds", "Time a request's pairs waited in the batcher queue.",
-            ["variant"], buckets=STAGE_BUCKETS, registry=r)
+            f"{PREFIX}queue_wait_seconds",
+            "Time a request's pairs waited in the batcher queue.",
+            ["variant"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.inference_duration = Histogram(
-            f"{PREFIX}inference_duration_seconds", "ONNX Runtime time of one batcher step (all its runs).",
-            ["variant"], buckets=STAGE_BUCKETS, registry=r)
+            f"{PREFIX}inference_duration_seconds",
+            "ONNX Runtime time of one batcher step (all its runs).",
+            ["variant"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.tokenization_duration = Histogram(
-            f"{PREFIX}tokenization_duration_seconds", "Tokenisation time of one request's cache misses.",
-            ["variant"], buckets=STAGE_BUCKETS, registry=r)
+            f"{PREFIX}tokenization_duration_seconds",
+            "Tokenisation time of one request's cache misses.",
+            ["variant"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.batch_size_pairs = Histogram(
-            f"{PREFIX}batch_size_pairs", "Pairs per batcher step.",
-            ["variant"], buckets=BATCH_PAIRS_BUCKETS, registry=r)
+            f"{PREFIX}batch_size_pairs",
+            "Pairs per batcher step.",
+            ["variant"],
+            buckets=BATCH_PAIRS_BUCKETS,
+            registry=r,
+        )
         self.batch_tokens = Histogram(
-            f"{PREFIX}batch_tokens", "Padded tokens computed per batcher step (what inference costs).",
-            ["variant"], buckets=BATCH_TOKENS_BUCKETS, registry=r)
+            f"{PREFIX}batch_tokens",
+            "Padded tokens computed per batcher step (what inference costs).",
+            ["variant"],
+            buckets=BATCH_TOKENS_BUCKETS,
+            registry=r,
+        )
         self.queue_depth_pairs = Gauge(
-            f"{PREFIX}queue_depth_pairs", "Pairs waiting in the batcher queue.", ["variant"], registry=r)
+            f"{PREFIX}queue_depth_pairs", "Pairs waiting in the batcher queue.", ["variant"], registry=r
+        )
         self.in_flight_requests = Gauge(
-            f"{PREFIX}in_flight_requests", "HTTP requests being served.", registry=r)
+            f"{PREFIX}in_flight_requests", "HTTP requests being served.", registry=r
+        )
         self.shed = Counter(
-            f"{PREFIX}shed_total", "Requests refused or dropped to keep the latency budget.",
-            ["variant", "reason"], registry=r)
-        self.cache_hits = Counter(f"{PREFIX}cache_hits_total", "Pairs answered from the cache.", ["variant"],
-                                  registry=r)
-        self.cache_misses = Counter(f"{PREFIX}cache_misses_total", "Pairs not in the cache.", ["variant"],
-                                    registry=r)
+            f"{PREFIX}shed_total",
+            "Requests refused or dropped to keep the latency budget.",
+            ["variant", "reason"],
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            f"{PREFIX}cache_hits_total", "Pairs answered from the cache.", ["variant"], registry=r
+        )
+        self.cache_misses = Counter(
+            f"{PREFIX}cache_misses_total", "Pairs not in the cache.", ["variant"], registry=r
+        )
         self.ab_fallback = Counter(
-            f"{PREFIX}ab_fallback_total", "Requests sent to the default variant for want of a known bucket.",
-            ["reason"], registry=r)
+            f"{PREFIX}ab_fallback_total",
+            "Requests sent to the default variant for want of a known bucket.",
+            ["reason"],
+            registry=r,
+        )
         self.shadow_dropped = Counter(
-            f"{PREFIX}shadow_dropped_total", "Mirrored requests dropped instead of scored by the shadow.",
-            ["reason"], registry=r)
+            f"{PREFIX}shadow_dropped_total",
+            "Mirrored requests dropped instead of scored by the shadow.",
+            ["reason"],
+            registry=r,
+        )
         self.shadow_compared_pairs = Counter(
-            f"{PREFIX}shadow_compared_pairs_total", "Pairs scored by both primary and shadow, by label agreement.",
-            ["agree"], registry=r)
+            f"{PREFIX}shadow_compared_pairs_total",
+            "Pairs scored by both primary and shadow, by label agreement.",
+            ["agree"],
+            registry=r,
+        )
         self.shadow_score_abs_diff = Histogram(
-            f"{PREFIX}shadow_score_abs_diff", "|primary score - shadow score| per compared pair.",
-            buckets=SCORE_DIFF_BUCKETS, registry=r)
+            f"{PREFIX}shadow_score_abs_diff",
+            "|primary score - shadow score| per compared pair.",
+            buckets=SCORE_DIFF_BUCKETS,
+            registry=r,
+        )
         self.model_info = Gauge(
-            f"{PREFIX}model_info", "Loaded model of each variant (value 1).",
-            ["variant", "name", "version", "precision"], registry=r)
-        self.ready = Gauge(f"{PREFIX}ready", "1 when every configured bundle is loaded and warmed up.", registry=r)
+            f"{PREFIX}model_info",
+            "Loaded model of each variant (value 1).",
+            ["variant", "name", "version", "precision"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            f"{PREFIX}ready", "1 when every configured bundle is loaded and warmed up.", registry=r
+        )
         self._pre_create_labels()
 
     def _pre_create_labels(self) -> None:

@@ -49,8 +49,12 @@ class BodyLimitMiddleware:
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             # Answered here, before reading a byte of it (outside FastAPI's handlers, hence by hand).
             scope.setdefault("state", {})["error"] = "payload_too_large"
-            response = error_json(413, "payload_too_large", BodyTooLarge(self.max_body_bytes).detail,
-                                  scope.get("state", {}).get("request_id"))
+            response = error_json(
+                413,
+                "payload_too_large",
+                BodyTooLarge(self.max_body_bytes).detail,
+                scope.get("state", {}).get("request_id"),
+            )
             await response(scope, receive, send)
             return
         received = 0
@@ -107,13 +111,25 @@ class ObservabilityMiddleware:
         path = scope.get("path", "")
         variant = state.get("variant", "none")
         if path in MEASURED_ENDPOINTS:
-            self.metrics.request_duration.labels(endpoint=path, variant=variant, status=str(status)).observe(seconds)
+            self.metrics.request_duration.labels(endpoint=path, variant=variant, status=str(status)).observe(
+                seconds
+            )
         level = logging.DEBUG if path in QUIET_PATHS and status < 400 else logging.INFO
         if access_log.isEnabledFor(level):
             client = scope.get("client")
-            access_log.log(level, "access", extra={
-                "request_id": state["request_id"], "method": scope.get("method"), "path": path,
-                "status": status, "duration_ms": round(seconds * 1000, 2), "variant": variant,
-                "pairs": state.get("pairs"), "cached": state.get("cached"), "error": state.get("error"),
-                "client": f"{client[0]}:{client[1]}" if client else None,
-            })
+            access_log.log(
+                level,
+                "access",
+                extra={
+                    "request_id": state["request_id"],
+                    "method": scope.get("method"),
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "variant": variant,
+                    "pairs": state.get("pairs"),
+                    "cached": state.get("cached"),
+                    "error": state.get("error"),
+                    "client": f"{client[0]}:{client[1]}" if client else None,
+                },
+            )

@@ -37,21 +37,33 @@ def get_metrics(request: Request) -> ServiceMetrics:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
-BucketHeader = Annotated[str | None, Header(alias="X-AB-Bucket", description="A/B bucket -> variant (settings)")]
-DeadlineHeader = Annotated[float | None, Header(
-    alias="X-Deadline-Ms", gt=0, description="latency budget of this request in ms (default: the setting)")]
+BucketHeader = Annotated[
+    str | None, Header(alias="X-AB-Bucket", description="A/B bucket -> variant (settings)")
+]
+DeadlineHeader = Annotated[
+    float | None,
+    Header(
+        alias="X-Deadline-Ms", gt=0, description="latency budget of this request in ms (default: the setting)"
+    ),
+]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "too many services or body over the size limit"},
-    422: {"model": ErrorResponse, "description": "invalid JSON, missing/empty field, wrong type, field over the "
-                                                 "character cap, bad header; `fields` names each problem"},
-    503: {"model": ErrorResponse, "description": "refused to keep the latency budget (deadline_unmeetable, "
-                                                 "queue_full, expired_in_queue) or not ready; see Retry-After"},
+    422: {
+        "model": ErrorResponse,
+        "description": "invalid JSON, missing/empty field, wrong type, field over the "
+        "character cap, bad header; `fields` names each problem",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "refused to keep the latency budget (deadline_unmeetable, "
+        "queue_full, expired_in_queue) or not ready; see Retry-After",
+    },
 }
 
 
 def _probs_json(labels: tuple[str, ...], probs: np.ndarray) -> list[dict[str, float]]:
-    return [{label: round(p, 6) for label, p in zip(labels, row)} for row in probs.tolist()]
+    return [{label: round(p, 6) for label, p in zip(labels, row, strict=True)} for row in probs.tolist()]
 
 
 def _response(request: Request, body: RelevanceRequest, variant: Variant, scored: Scored) -> JSONResponse:
@@ -62,18 +74,27 @@ def _response(request: Request, body: RelevanceRequest, variant: Variant, scored
     info = variant.model.bundle.manifest
     results = [
         {"id": s.id, "score": round(score, 6), "label": label, "probs": probs}
-        for s, score, label, probs in zip(body.services, scores, top, _probs_json(variant.labels, scored.probs))
+        for s, score, label, probs in zip(
+            body.services, scores, top, _probs_json(variant.labels, scored.probs), strict=True
+        )
     ]
     request_id = request.state.request_id
     latency_ms = round((time.monotonic() - request.state.started) * 1000, 3)
-    content = {"request_id": request_id, "model": {"name": info.name, "version": info.version},
-               "variant": variant.name, "results": results, "cached": scored.cached, "latency_ms": latency_ms}
+    content = {
+        "request_id": request_id,
+        "model": {"name": info.name, "version": info.version},
+        "variant": variant.name,
+        "results": results,
+        "cached": scored.cached,
+        "latency_ms": latency_ms,
+    }
     headers = {"X-Model-Version": info.version, "X-AB-Variant": variant.name, "X-Request-Id": request_id}
     return JSONResponse(content, headers=headers)
 
 
-async def _score(request: Request, body: RelevanceRequest, runtime: Runtime, variant: Variant,
-                 deadline_ms: float | None) -> tuple[JSONResponse, Scored, list[dict[str, Any]]]:
+async def _score(
+    request: Request, body: RelevanceRequest, runtime: Runtime, variant: Variant, deadline_ms: float | None
+) -> tuple[JSONResponse, Scored, list[dict[str, Any]]]:
     s = runtime.settings
     request.state.variant = variant.name
     if body.request_id:
@@ -87,10 +108,20 @@ async def _score(request: Request, body: RelevanceRequest, runtime: Runtime, var
     return _response(request, body, variant, scored), scored, services
 
 
-@router.post("/relevance", response_model=RelevanceResponse, responses=_ERRORS, tags=["relevance"],
-             summary="Score a query against its candidate services")
-async def relevance(body: RelevanceRequest, request: Request, runtime: RuntimeDep,
-                    x_ab_bucket: BucketHeader = None, x_deadline_ms: DeadlineHeader = None) -> JSONResponse:
+@router.post(
+    "/relevance",
+    response_model=RelevanceResponse,
+    responses=_ERRORS,
+    tags=["relevance"],
+    summary="Score a query against its candidate services",
+)
+async def relevance(
+    body: RelevanceRequest,
+    request: Request,
+    runtime: RuntimeDep,
+    x_ab_bucket: BucketHeader = None,
+    x_deadline_ms: DeadlineHeader = None,
+) -> JSONResponse:
     """Scores in request order. ``score`` is the expected gain in [0, 1]; ``label`` the most probable class.
     ``X-AB-Bucket`` picks the variant; a sampled fraction is mirrored to the shadow after answering."""
     variant = runtime.variants[runtime.router.route(x_ab_bucket)]
@@ -99,10 +130,16 @@ async def relevance(body: RelevanceRequest, request: Request, runtime: RuntimeDe
     return response
 
 
-@router.post("/relevance/shadow", response_model=RelevanceResponse, responses=_ERRORS, tags=["relevance"],
-             summary="Score with the shadow variant (mirrored traffic)")
-async def relevance_shadow(body: RelevanceRequest, request: Request, runtime: RuntimeDep,
-                           x_deadline_ms: DeadlineHeader = None) -> JSONResponse:
+@router.post(
+    "/relevance/shadow",
+    response_model=RelevanceResponse,
+    responses=_ERRORS,
+    tags=["relevance"],
+    summary="Score with the shadow variant (mirrored traffic)",
+)
+async def relevance_shadow(
+    body: RelevanceRequest, request: Request, runtime: RuntimeDep, x_deadline_ms: DeadlineHeader = None
+) -> JSONResponse:
     """Same contract as ``/relevance``, scored by the shadow variant on its own queue."""
     response, _, _ = await _score(request, body, runtime, runtime.shadow, x_deadline_ms)
     return response
@@ -113,15 +150,29 @@ async def healthz() -> HealthResponse:
     return HealthResponse(status="alive")
 
 
-@router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}},
-            tags=["operations"], summary="Readiness: every configured bundle loaded and warmed up")
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse}},
+    tags=["operations"],
+    summary="Readiness: every configured bundle loaded and warmed up",
+)
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     ready = runtime is not None and runtime.ready
-    variants = {} if runtime is None else {
-        v.name: {"bundle": v.model.bundle.manifest.name, "version": v.model.bundle.manifest.version,
-                 "precision": v.model.precision, "queued_pairs": v.batcher.queued_pairs}
-        for v in runtime.all_variants()}
+    variants = (
+        {}
+        if runtime is None
+        else {
+            v.name: {
+                "bundle": v.model.bundle.manifest.name,
+                "version": v.model.bundle.manifest.version,
+                "precision": v.model.precision,
+                "queued_pairs": v.batcher.queued_pairs,
+            }
+            for v in runtime.all_variants()
+        }
+    )
     body = HealthResponse(status="ready" if ready else "not_ready", variants=variants)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

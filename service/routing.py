@@ -45,8 +45,15 @@ class Router:
 
 
 class ShadowMirror:
-    def __init__(self, shadow: Variant, scorer: Scorer, sample_rate: float, deadline_s: float,
-                 metrics: ServiceMetrics, sample: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        shadow: Variant,
+        scorer: Scorer,
+        sample_rate: float,
+        deadline_s: float,
+        metrics: ServiceMetrics,
+        sample: Callable[[], float] = random.random,
+    ) -> None:
         self.shadow = shadow
         self.scorer = scorer
         self.sample_rate = sample_rate
@@ -59,8 +66,9 @@ class ShadowMirror:
     def pending(self) -> int:
         return len(self._tasks)
 
-    def maybe_mirror(self, primary: Variant, query: str, services: list[dict[str, Any]],
-                     primary_probs: np.ndarray) -> None:
+    def maybe_mirror(
+        self, primary: Variant, query: str, services: list[dict[str, Any]], primary_probs: np.ndarray
+    ) -> None:
         """Mirror a sampled fraction of primary traffic; returns at once."""
         if self.sample_rate <= 0 or self._sample() >= self.sample_rate:
             return
@@ -68,22 +76,24 @@ class ShadowMirror:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _mirror(self, primary: Variant, query: str, services: list[dict[str, Any]],
-                      primary_probs: np.ndarray) -> None:
+    async def _mirror(
+        self, primary: Variant, query: str, services: list[dict[str, Any]], primary_probs: np.ndarray
+    ) -> None:
         deadline = time.monotonic() + self.deadline_s
         try:
             # Queued work is dropped at the deadline by the batcher; work already running gets a grace
             # period, after which we stop waiting for it (timeout).
             scored = await asyncio.wait_for(
                 self.scorer.score(self.shadow, query, services, deadline, check_deadline=False),
-                self.deadline_s * 1.5)
+                self.deadline_s * 1.5,
+            )
         except Overloaded as err:
             self._drop("queue_full" if err.reason == "queue_full" else "expired")
         except TimeoutError:
             self._drop("timeout")
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # a failing shadow is counted, never propagated
+        except Exception as err:  # noqa: BLE001 - a failing shadow is counted, never propagated
             log.warning("shadow scoring failed: %s", err)
             self._drop("error")
         else:

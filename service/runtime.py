@@ -1,4 +1,4 @@
-"""Everything the routes need at run time, built from settings in the app's lifespan and torn down after it."""
+"""Everything the routes need at run time: built from settings in the app's lifespan, torn down after it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from service.settings import DEFAULT_VARIANT, SHADOW_VARIANT, Settings
 from service.variant import BackendWrapper, ModelLoader, Variant, build_variant
 
 log = logging.getLogger(__name__)
+
+WARMUP_MAX_PAIRS = 128
 
 
 @dataclass
@@ -40,13 +42,21 @@ class Runtime:
 
     async def start(self) -> None:
         """Warm every variant (allocation paid, pair cost measured), then open the batchers."""
+        # One realistic step, capped: a huge max_batch_pairs must not turn start-up into a benchmark.
+        n = min(self.settings.max_batch_pairs, WARMUP_MAX_PAIRS)
         for v in self.all_variants():
-            self.warmup_s[v.name] = await v.batcher.warmup(v.warmup_examples(self.settings.max_batch_pairs))
+            self.warmup_s[v.name] = await v.batcher.warmup(v.warmup_examples(n))
             v.batcher.start()
-            log.info("variant ready", extra={"variant": v.name, "bundle": str(v.model.bundle.root),
-                                             "precision": v.model.precision,
-                                             "warmup_ms": round(self.warmup_s[v.name] * 1000, 1),
-                                             "pair_cost_ms": round(v.batcher.cost.seconds * 1000, 3)})
+            log.info(
+                "variant ready",
+                extra={
+                    "variant": v.name,
+                    "bundle": str(v.model.bundle.root),
+                    "precision": v.model.precision,
+                    "warmup_ms": round(self.warmup_s[v.name] * 1000, 1),
+                    "pair_cost_ms": round(v.batcher.cost.seconds * 1000, 3),
+                },
+            )
         self.set_ready(True)
 
     async def stop(self) -> None:
@@ -67,8 +77,9 @@ def batch_limits(settings: Settings, max_queue_pairs: int) -> BatchLimits:
     )
 
 
-def build_runtime(settings: Settings, metrics: ServiceMetrics,
-                  wrap_backend: BackendWrapper | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, metrics: ServiceMetrics, wrap_backend: BackendWrapper | None = None
+) -> Runtime:
     """Load every configured bundle (checksums verified) and assemble the serving objects."""
     started = time.perf_counter()
     loader = ModelLoader(settings.providers, settings.intra_op_threads, settings.ort_allow_spinning)
@@ -78,10 +89,12 @@ def build_runtime(settings: Settings, metrics: ServiceMetrics,
         for name, path in settings.variant_bundles().items()
     }
     # Without a shadow bundle the default one stands in, so /relevance/shadow works out of the box.
-    shadow_model = loader.load(settings.shadow_bundle or settings.bundle,
-                               settings.shadow_precision or settings.precision)
-    shadow = build_variant(SHADOW_VARIANT, shadow_model, batch_limits(settings, settings.shadow_max_queue_pairs),
-                           metrics)
+    shadow_model = loader.load(
+        settings.shadow_bundle or settings.bundle, settings.shadow_precision or settings.precision
+    )
+    shadow = build_variant(
+        SHADOW_VARIANT, shadow_model, batch_limits(settings, settings.shadow_max_queue_pairs), metrics
+    )
     if wrap_backend is not None:
         for v in [*variants.values(), shadow]:
             v.model.backend = wrap_backend(v.name, v.model.backend)
@@ -96,10 +109,17 @@ def build_runtime(settings: Settings, metrics: ServiceMetrics,
         shadow=shadow,
         router=Router(settings.ab_buckets, DEFAULT_VARIANT, metrics),
         scorer=scorer,
-        mirror=ShadowMirror(shadow, scorer, settings.shadow_sample_rate, settings.shadow_deadline_ms / 1000,
-                            metrics),
+        mirror=ShadowMirror(
+            shadow, scorer, settings.shadow_sample_rate, settings.shadow_deadline_ms / 1000, metrics
+        ),
         tokenize_pool=pool,
     )
-    log.info("bundles loaded", extra={"seconds": round(time.perf_counter() - started, 2),
-                                      "variants": sorted(runtime.variants), "shadow": str(shadow.model.bundle.root)})
+    log.info(
+        "bundles loaded",
+        extra={
+            "seconds": round(time.perf_counter() - started, 2),
+            "variants": sorted(runtime.variants),
+            "shadow": str(shadow.model.bundle.root),
+        },
+    )
     return runtime

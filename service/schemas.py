@@ -15,7 +15,7 @@ SERVICE_EXAMPLE = {
     "id": "100001",
     "title": "Simpson Strong-Tie 12-Gauge Angle",
     "brand": "Simpson",
-    "description": "Not only do angles make joints stronger, they also provide more consistent, straight corners.",
+    "description": "Angles make joints stronger and corners straight.",
 }
 
 REQUEST_EXAMPLE = {"query": "angle bracket", "services": [SERVICE_EXAMPLE], "request_id": "req-42"}
@@ -25,8 +25,12 @@ RESPONSE_EXAMPLE = {
     "model": {"name": "relevance-minilm-l6", "version": "2025.11.27"},
     "variant": "control",
     "results": [
-        {"id": "100001", "score": 0.87, "label": "exact",
-         "probs": {"irrelevant": 0.02, "partial": 0.11, "exact": 0.87}},
+        {
+            "id": "100001",
+            "score": 0.87,
+            "label": "exact",
+            "probs": {"irrelevant": 0.02, "partial": 0.11, "exact": 0.87},
+        },
     ],
     "cached": 0,
     "latency_ms": 7.9,
@@ -53,7 +57,9 @@ class RelevanceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": REQUEST_EXAMPLE})
 
     query: str = Field(min_length=1, description="the user's search query")
-    services: list[ServiceIn] = Field(min_length=1, description="candidates to score; results keep this order")
+    services: list[ServiceIn] = Field(
+        min_length=1, description="candidates to score; results keep this order"
+    )
     request_id: str | None = Field(None, max_length=128, description="echoed back; generated when absent")
 
     @field_validator("query")
@@ -93,12 +99,20 @@ class FieldError(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "error": "deadline_unmeetable", "message": "estimated 180 ms of queued work exceeds the 100 ms deadline",
-        "request_id": "req-42"}})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "error": "deadline_unmeetable",
+                "message": "estimated 180 ms of queued work exceeds the 100 ms deadline",
+                "request_id": "req-42",
+            }
+        }
+    )
 
-    error: str = Field(description="machine-readable code: invalid_input, payload_too_large, deadline_unmeetable, "
-                                   "expired_in_queue, queue_full, not_ready, inference_failed, internal_error")
+    error: str = Field(
+        description="machine-readable code: invalid_input, payload_too_large, deadline_unmeetable, "
+        "expired_in_queue, queue_full, not_ready, inference_failed, internal_error"
+    )
     message: str
     request_id: str | None = None
     fields: list[FieldError] = Field(default_factory=list, description="the offending fields (422 only)")

@@ -38,8 +38,11 @@ def check_limits(request: RelevanceRequest, max_services: int, max_field_chars: 
     for i, service in enumerate(request.services):
         for name, value in service.fields().items():
             if value is not None and len(value) > max_field_chars:
-                too_long.append(FieldError(field=f"services[{i}].{name}",
-                                           message=f"longer than {max_field_chars} characters"))
+                too_long.append(
+                    FieldError(
+                        field=f"services[{i}].{name}", message=f"longer than {max_field_chars} characters"
+                    )
+                )
     if too_long:
         names = ", ".join(f.field for f in too_long[:5])
         raise InvalidInput(f"text fields over the {max_field_chars}-character cap: {names}", too_long)
@@ -51,8 +54,15 @@ class Scorer:
         self.tokenize_pool = tokenize_pool
         self.metrics = metrics
 
-    async def score(self, variant: Variant, query: str, services: list[dict[str, Any]], deadline: float,
-                    *, check_deadline: bool = True) -> Scored:
+    async def score(
+        self,
+        variant: Variant,
+        query: str,
+        services: list[dict[str, Any]],
+        deadline: float,
+        *,
+        check_deadline: bool = True,
+    ) -> Scored:
         """Probabilities for every service, from the cache where possible and the batcher otherwise.
 
         Raises :class:`~service.errors.Overloaded` when admission refuses the misses or they expire.
@@ -69,8 +79,9 @@ class Scorer:
             self._store(keys, misses, fresh)
         return Scored(probs, len(texts) - len(misses))
 
-    def _lookup(self, variant: Variant, query: str, texts: list[str],
-                probs: np.ndarray) -> tuple[list[CacheKey] | None, list[int]]:
+    def _lookup(
+        self, variant: Variant, query: str, texts: list[str], probs: np.ndarray
+    ) -> tuple[list[CacheKey] | None, list[int]]:
         """Fill ``probs`` from the cache; return the keys and the indices still to score."""
         if self.cache is None:
             return None, list(range(len(texts)))
@@ -100,6 +111,7 @@ class Scorer:
         """Tokenise off the event loop (the tokenizer releases the GIL), timed per variant."""
         started = time.perf_counter()
         examples = await asyncio.get_running_loop().run_in_executor(
-            self.tokenize_pool, variant.model.encoder.encode, [query] * len(texts), texts)
+            self.tokenize_pool, variant.model.encoder.encode, [query] * len(texts), texts
+        )
         self.metrics.tokenization_duration.labels(variant=variant.name).observe(time.perf_counter() - started)
         return examples

@@ -32,11 +32,15 @@ class DrainingServer(uvicorn.Server):
         runtime = getattr(self._app.state, "runtime", None)
         if runtime is not None and runtime.ready:
             runtime.set_ready(False)
-            log.info("draining", extra={"signal": sig, "drain_timeout_s": self.config.timeout_graceful_shutdown})
+            log.info(
+                "draining", extra={"signal": sig, "drain_timeout_s": self.config.timeout_graceful_shutdown}
+            )
         super().handle_exit(sig, frame)
 
 
-def resolve_settings(bundle: Path | None = None, host: str | None = None, port: int | None = None) -> Settings:
+def resolve_settings(
+    bundle: Path | None = None, host: str | None = None, port: int | None = None
+) -> Settings:
     """Settings from env/file, with the command line's explicit values on top."""
     settings = get_settings()
     overrides = {k: v for k, v in {"bundle": bundle, "host": host, "port": port}.items() if v is not None}

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
 
     # --- models -------------------------------------------------------------------------------
     bundle: Path = Field(Path("models/default"), description="bundle folder of the default variant 'control'")
-    precision: Precision | None = Field(None, description="graph to run (fp32|int8|fp16); default: the bundle's")
+    precision: Precision | None = Field(
+        None, description="graph every primary variant runs (fp32|int8|fp16); default: each bundle's"
+    )
     providers: list[str] = Field(["cpu"], description="ORT execution providers in order: cpu, cuda, tensorrt")
     intra_op_threads: int = Field(0, ge=0, description="ORT threads per inference run; 0 = one per core")
     ort_allow_spinning: bool = Field(
@@ -51,21 +53,31 @@ class Settings(BaseSettings):
     max_batch_pairs: int = Field(64, gt=0, description="most pairs one batcher step takes from the queue")
     max_batch_tokens: int = Field(4096, gt=0, description="most (unpadded) tokens one batcher step takes")
     max_run_pairs: int = Field(
-        16, gt=0, description="pairs per ORT run: a length-sorted step is cut into runs this big to cut padding"
+        16,
+        gt=0,
+        description="pairs per ORT run: a length-sorted step is cut into runs this big to cut padding",
     )
-    max_wait_ms: float = Field(2.0, ge=0, description="how long a step waits for more pairs once one is queued")
-    max_queue_pairs: int = Field(1024, gt=0, description="queued pairs per variant beyond which requests get 503")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="how long the batcher waits to fill an ORT run once a pair is queued"
+    )
+    max_queue_pairs: int = Field(
+        1024, gt=0, description="queued pairs per variant beyond which requests get 503"
+    )
 
     # --- latency budget and limits --------------------------------------------------------------
-    default_deadline_ms: float = Field(100.0, gt=0, description="latency budget without an X-Deadline-Ms header")
-    max_deadline_ms: float = Field(60_000.0, gt=0, description="largest X-Deadline-Ms accepted")
+    default_deadline_ms: float = Field(
+        100.0, gt=0, description="latency budget without an X-Deadline-Ms header"
+    )
+    max_deadline_ms: float = Field(
+        60_000.0, gt=0, description="X-Deadline-Ms values above this are clamped to it"
+    )
     max_services: int = Field(512, gt=0, description="services per request beyond which the answer is 413")
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="request body size beyond which 413")
     max_field_chars: int = Field(8192, gt=0, description="characters per text field beyond which 422")
 
     # --- cache ----------------------------------------------------------------------------------
     cache_enabled: bool = Field(True, description="LRU cache of scored (query, service text) pairs")
-    cache_size: int = Field(100_000, ge=0, description="pairs the cache keeps (about 300 bytes each)")
+    cache_size: int = Field(100_000, ge=0, description="pairs the cache keeps (about 0.5 KB each)")
 
     # --- shadow ---------------------------------------------------------------------------------
     shadow_bundle: Path | None = Field(None, description="bundle of the shadow variant; default: `bundle`")
@@ -77,16 +89,20 @@ class Settings(BaseSettings):
     # --- process --------------------------------------------------------------------------------
     host: str = Field("0.0.0.0", description="interface to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
-    drain_timeout_s: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+    drain_timeout_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, how long in-flight requests may finish"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     @model_validator(mode="after")
-    def _routes_resolve(self) -> "Settings":
+    def _routes_resolve(self) -> Settings:
         """Fail at start-up, not on the first request, when a bucket names a variant that does not exist."""
         reserved = {DEFAULT_VARIANT, SHADOW_VARIANT} & set(self.variants)
         if reserved:
-            raise ValueError(f"variant names {sorted(reserved)} are reserved: 'control' is `bundle`, 'shadow' is "
-                             "`shadow_bundle`")
+            raise ValueError(
+                f"variant names {sorted(reserved)} are reserved: 'control' is `bundle`, 'shadow' is "
+                "`shadow_bundle`"
+            )
         known = {DEFAULT_VARIANT, *self.variants}
         unknown = {b: v for b, v in self.ab_buckets.items() if v not in known}
         if unknown:
@@ -122,7 +138,9 @@ def _config_file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSetting
         try:
             import yaml  # noqa: F401  (pydantic-settings needs it; say so before it fails obscurely)
         except ImportError:
-            raise RuntimeError(f"{CONFIG_FILE_ENV} is YAML but PyYAML is not installed: pip install pyyaml") from None
+            raise RuntimeError(
+                f"{CONFIG_FILE_ENV} is YAML but PyYAML is not installed: pip install pyyaml"
+            ) from None
         return YamlConfigSettingsSource(settings_cls, yaml_file=path)
     if path.suffix == ".json":
         return JsonConfigSettingsSource(settings_cls, json_file=path)
@@ -131,5 +149,5 @@ def _config_file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSetting
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once. Tests call ``get_settings.cache_clear()`` or pass ``Settings(...)``."""
+    """The process's settings, read once (tests call ``get_settings.cache_clear()`` or build their own)."""
     return Settings()

@@ -22,7 +22,21 @@ BackendWrapper = Callable[[str, Backend], Backend]
 
 # Titles of a few lengths, so warm-up allocates the shapes that real traffic has and measures a real cost.
 _WARMUP_QUERY = "cordless drill"
-_WARMUP_WORDS = "heavy duty stainless steel cordless power drill driver kit with battery and charger".split()
+_WARMUP_WORDS = [
+    "heavy",
+    "duty",
+    "stainless",
+    "steel",
+    "cordless",
+    "power",
+    "drill",
+    "driver",
+    "kit",
+    "with",
+    "battery",
+    "and",
+    "charger",
+]
 
 
 @dataclass
@@ -67,7 +81,10 @@ class ModelLoader:
         key = (path.resolve(), precision)
         if key not in self._loaded:
             self._loaded[key] = BundleModel.load(
-                load_bundle(path), precision, self.providers, self.intra_op_threads,
+                load_bundle(path),
+                precision,
+                self.providers,
+                self.intra_op_threads,
                 allow_spinning=self.allow_spinning,
             )
         # A shallow copy per variant: wrapping one variant's backend must not wrap its twin's.

@@ -23,8 +23,15 @@ def write_homedepot(folder: Path, queries: int = 12, per_query: int = 3) -> Path
         for q in range(queries):
             for k in range(per_query):
                 row_id = q * per_query + k
-                pw.writerow([row_id, 1000 + row_id, f"dewalt cordless {items[(q + k) % 6]} kit", f"{items[q % 6]} {q}",
-                             3])
+                pw.writerow(
+                    [
+                        row_id,
+                        1000 + row_id,
+                        f"dewalt cordless {items[(q + k) % 6]} kit",
+                        f"{items[q % 6]} {q}",
+                        3,
+                    ]
+                )
                 sw.writerow([row_id, "test"])
     return folder
 
@@ -34,8 +41,9 @@ def test_open_loop_schedule_and_statistics():
     assert uniform == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
     poisson = arrival_offsets(100, 2000, "poisson", 0)
     assert poisson == sorted(poisson) and 18 < poisson[-1] < 22  # about 2000 / 100 s
-    res = RateResult(10, 32, [Outcome(0, 0.01 * i, 200) for i in range(1, 100)] + [Outcome(0, 0.001, 503)],
-                     wall_s=10)
+    res = RateResult(
+        10, 32, [Outcome(0, 0.01 * i, 200) for i in range(1, 100)] + [Outcome(0, 0.001, 503)], wall_s=10
+    )
     assert res.achieved_pairs_s == pytest.approx(99 * 32 / 10)
     assert res.percentile_ms(50) == pytest.approx(500)
     assert res.percentile_ms(99, count_failures=True) > 900  # the refusal counts as infinitely slow
@@ -61,9 +69,32 @@ def test_missing_data_says_where_to_get_it(tiny_bundle, tmp_path, capsys):
 
 def test_smoke_run_writes_the_table(tiny_bundle, tmp_path, capsys):
     out = tmp_path / "bench.md"
-    code = main(["--bundle", str(tiny_bundle), "--data", str(write_homedepot(tmp_path / "hd")), "--services", "8",
-                 "--rates", "40,80", "--duration", "0.5", "--warmup", "0.2", "--raw-seconds", "0.2", "--refine", "0",
-                 "--bodies", "10", "--pause", "0", "--out", str(out)])
+    code = main(
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--data",
+            str(write_homedepot(tmp_path / "hd")),
+            "--services",
+            "8",
+            "--rates",
+            "40,80",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--raw-seconds",
+            "0.2",
+            "--refine",
+            "0",
+            "--bodies",
+            "10",
+            "--pause",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     text = out.read_text()
     assert "python -m loadtest.bench --bundle" in text

@@ -26,5 +26,3 @@ def make_settings(tiny_bundle: Path) -> Callable[..., Settings]:
         return Settings(bundle=tiny_bundle, **overrides)
 
     return make
-
-

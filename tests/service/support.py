@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -48,7 +47,9 @@ class Backends(dict[str, ControlledBackend]):
 
 
 @asynccontextmanager
-async def running(settings: Settings, backends: Backends | None = None) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def running(
+    settings: Settings, backends: Backends | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app with its lifespan run (bundles loaded, warmed, batchers started) and a client for it."""
     app = create_app(settings, wrap_backend=backends.wrap if backends is not None else None)
     async with app.router.lifespan_context(app):
@@ -64,8 +65,14 @@ def services(n: int, start: int = 0) -> list[dict]:
     out = []
     for i in range(start, start + n):
         extra = " ".join(["cordless", "steel", "heavy", "duty", "white"][: i % 6])
-        out.append({"id": f"s{i}", "title": f"{brands[i % len(brands)]} {extra} {items[i % len(items)]} kit".strip(),
-                    "brand": brands[i % len(brands)], "description": f"{items[(i * 7) % len(items)]} for the garden"})
+        out.append(
+            {
+                "id": f"s{i}",
+                "title": f"{brands[i % len(brands)]} {extra} {items[i % len(items)]} kit".strip(),
+                "brand": brands[i % len(brands)],
+                "description": f"{items[(i * 7) % len(items)]} for the garden",
+            }
+        )
     return out
 
 

@@ -40,8 +40,9 @@ async def client(make_settings):
 @pytest.mark.parametrize("case, payload, field", INVALID, ids=[c[0] for c in INVALID])
 async def test_invalid_requests_get_422_naming_the_field(client, case, payload, field):
     raw = payload if isinstance(payload, bytes) else None
-    reply = await client.post("/relevance", content=raw, json=None if raw else payload,
-                              headers={"content-type": "application/json"})
+    reply = await client.post(
+        "/relevance", content=raw, json=None if raw else payload, headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 422, reply.text
     err = reply.json()
     assert err["error"] == "invalid_input" and err["request_id"]
@@ -71,8 +72,10 @@ async def test_streamed_body_over_the_size_limit_is_413(client):
 
 async def test_fields_over_the_character_cap_are_422_naming_them(client):
     long_text = "steel " * 50  # 300 characters, cap 200
-    reply = await client.post("/relevance", json={"query": "drill", "services": [
-        TITLE, {"id": "2", "title": "saw", "description": long_text}]})
+    reply = await client.post(
+        "/relevance",
+        json={"query": "drill", "services": [TITLE, {"id": "2", "title": "saw", "description": long_text}]},
+    )
     assert reply.status_code == 422
     assert [f["field"] for f in reply.json()["fields"]] == ["services[1].description"]
     reply = await client.post("/relevance", json={"query": long_text, "services": [TITLE]})
@@ -80,8 +83,13 @@ async def test_fields_over_the_character_cap_are_422_naming_them(client):
 
 
 async def test_long_text_under_the_cap_is_truncated_not_refused(client):
-    reply = await client.post("/relevance", json={"query": "drill " * 30, "services": [
-        {"id": "1", "title": "drill " * 33, "description": "hammer " * 28}]})
+    reply = await client.post(
+        "/relevance",
+        json={
+            "query": "drill " * 30,
+            "services": [{"id": "1", "title": "drill " * 33, "description": "hammer " * 28}],
+        },
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -90,11 +98,21 @@ async def test_bad_requests_do_not_disturb_concurrent_good_ones(client):
     bad = [{"query": ""}, {"query": "drill", "services": [{"id": 1}]}, b"{not json"]
     replies = await asyncio.gather(
         *(client.post("/relevance", json=p) for p in good),
-        *(client.post("/relevance", content=p, headers={"content-type": "application/json"})
-          if isinstance(p, bytes) else client.post("/relevance", json=p) for p in bad))
+        *(
+            client.post("/relevance", content=p, headers={"content-type": "application/json"})
+            if isinstance(p, bytes)
+            else client.post("/relevance", json=p)
+            for p in bad
+        ),
+    )
     assert [r.status_code for r in replies] == [200] * 4 + [422] * 3
-    counted_422 = await scrape(client, "relevance_request_duration_seconds_count", endpoint="/relevance",
-                               variant="none", status="422")
+    counted_422 = await scrape(
+        client,
+        "relevance_request_duration_seconds_count",
+        endpoint="/relevance",
+        variant="none",
+        status="422",
+    )
     assert counted_422 == 3
 
 

@@ -18,16 +18,21 @@ QUERIES = ["cordless drill", "white primer", "garden hose", "brass faucet valve"
 def test_plan_runs_sorts_groups_of_jobs_and_cuts_runs():
     # one big job: sorted on its own; then two small ones pooled into one group
     lengths = [[9, 3, 7, 5], [4, 8], [6, 2]]
-    assert plan_runs(lengths, max_run_pairs=4) == [[(0, 1), (0, 3), (0, 2), (0, 0)],
-                                                   [(2, 1), (1, 0), (2, 0), (1, 1)]]
+    assert plan_runs(lengths, max_run_pairs=4) == [
+        [(0, 1), (0, 3), (0, 2), (0, 0)],
+        [(2, 1), (1, 0), (2, 0), (1, 1)],
+    ]
     runs = plan_runs(lengths, max_run_pairs=3)
     assert [len(r) for r in runs] == [3, 1, 3, 1]
-    assert sorted(ref for run in runs for ref in run) == sorted((s, i) for s, ls in enumerate(lengths)
-                                                                  for i in range(len(ls)))
+    assert sorted(ref for run in runs for ref in run) == sorted(
+        (s, i) for s, ls in enumerate(lengths) for i in range(len(ls))
+    )
 
 
 @pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-5), ("int8", 0.01)])
-async def test_batched_results_equal_scoring_each_pair_alone(make_settings, tiny_bundle, precision, tolerance):
+async def test_batched_results_equal_scoring_each_pair_alone(
+    make_settings, tiny_bundle, precision, tolerance
+):
     """fp32 must match to float precision. INT8 graphs quantise activations dynamically, per run, so a
     pair's INT8 score depends slightly on its run-mates: the tolerance is the INT8 noise floor."""
     backends = Backends()
@@ -39,9 +44,9 @@ async def test_batched_results_equal_scoring_each_pair_alone(make_settings, tiny
     assert max(backends["control"].batch_sizes[-3:]) > 5, "requests were never combined into one run"
 
     alone = BundleModel.load(load_bundle(tiny_bundle), precision)
-    for payload, reply in zip(payloads, replies):
+    for payload, reply in zip(payloads, replies, strict=True):
         assert reply.status_code == 200, reply.text
-        for service, result in zip(payload["services"], reply.json()["results"]):
+        for service, result in zip(payload["services"], reply.json()["results"], strict=True):
             expected = alone.predict_probs([payload["query"]], [service], batch_size=1)[0]
             got = np.array([result["probs"][k] for k in alone.bundle.manifest.labels])
             assert np.abs(got - expected).max() <= tolerance, (precision, service["id"])
@@ -52,6 +57,7 @@ async def test_a_request_larger_than_a_step_spans_steps_and_keeps_order(make_set
     payload = body(n=30)
     async with running(settings) as (_, client):
         reply = await client.post("/relevance", json=payload)
+        await asyncio.sleep(0.05)  # the reply may leave before the batcher books its last step
         steps = await scrape(client, "relevance_batch_size_pairs_count", variant="control")
     assert reply.status_code == 200
     assert [r["id"] for r in reply.json()["results"]] == [s["id"] for s in payload["services"]]
@@ -73,7 +79,8 @@ async def test_a_failing_run_does_not_poison_the_other_requests_of_its_batch(mak
         runner.run = run_failing_on_poison
         backends["control"].delay = 0.02
         poison = {"query": "drill", "services": [{"id": "p", "title": "rake"}]}
-        replies = await asyncio.gather(*(client.post("/relevance", json=p) for p in
-                                         [body(n=3), poison, body("white primer", n=3)]))
+        replies = await asyncio.gather(
+            *(client.post("/relevance", json=p) for p in [body(n=3), poison, body("white primer", n=3)])
+        )
     assert [r.status_code for r in replies] == [200, 500, 200]
     assert replies[1].json()["error"] == "inference_failed"

@@ -33,7 +33,9 @@ async def test_request_id_comes_from_header_or_is_generated(make_settings):
         fresh = await client.post("/relevance", json=body())
         hostile = await client.post("/relevance", json=body(), headers={"X-Request-Id": "bad id {}"})
     assert given.json()["request_id"] == "abc-123" == given.headers["X-Request-Id"]
-    assert len(fresh.json()["request_id"]) == 32 and fresh.headers["X-Request-Id"] == fresh.json()["request_id"]
+    assert (
+        len(fresh.json()["request_id"]) == 32 and fresh.headers["X-Request-Id"] == fresh.json()["request_id"]
+    )
     assert hostile.json()["request_id"] != "bad id {}"  # not echoed into logs
 
 

@@ -39,7 +39,9 @@ async def test_work_whose_deadline_passes_in_the_queue_is_dropped_before_inferen
     async with running(settings, backends) as (_, client):
         backends["control"].delay = 0.3
         runs_before = len(backends["control"].batch_sizes)
-        first = asyncio.create_task(client.post("/relevance", json=body(n=4), headers={"X-Deadline-Ms": "5000"}))
+        first = asyncio.create_task(
+            client.post("/relevance", json=body(n=4), headers={"X-Deadline-Ms": "5000"})
+        )
         await asyncio.sleep(0.05)  # the first request is now running, alone (one step holds 4 pairs)
         started = time.perf_counter()
         late = await client.post("/relevance", json=body(n=4, start=4), headers={"X-Deadline-Ms": "100"})

@@ -9,8 +9,9 @@ from tests.service.support import body, running, scrape
 
 
 async def test_buckets_route_to_variants_and_fallbacks_are_counted(make_settings, tiny_bundle):
-    settings = make_settings(variants={"candidate": tiny_bundle}, ab_buckets={"a": "control", "b": "candidate"},
-                             precision="fp32")
+    settings = make_settings(
+        variants={"candidate": tiny_bundle}, ab_buckets={"a": "control", "b": "candidate"}, precision="fp32"
+    )
     async with running(settings) as (_, client):
         by_bucket = {}
         for bucket in ("a", "b", "nope", None):
@@ -21,8 +22,13 @@ async def test_buckets_route_to_variants_and_fallbacks_are_counted(make_settings
             by_bucket[bucket] = reply.json()["variant"]
         no_header = await scrape(client, "relevance_ab_fallback_total", reason="no_header")
         unknown = await scrape(client, "relevance_ab_fallback_total", reason="unknown_bucket")
-        candidate_requests = await scrape(client, "relevance_request_duration_seconds_count",
-                                          endpoint="/relevance", variant="candidate", status="200")
+        candidate_requests = await scrape(
+            client,
+            "relevance_request_duration_seconds_count",
+            endpoint="/relevance",
+            variant="candidate",
+            status="200",
+        )
     assert by_bucket == {"a": "control", "b": "candidate", "nope": "control", None: "control"}
     assert (no_header, unknown, candidate_requests) == (1, 1, 1)
 

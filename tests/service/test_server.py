@@ -44,8 +44,12 @@ async def drain_while_requests_are_in_flight(url: str, proc: subprocess.Popen) -
     big = body(n=100)  # tiny model, but enough pairs that the replies are still being computed
     patient = {"X-Deadline-Ms": "20000"}
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        in_flight = [asyncio.create_task(client.post("/relevance", json={**big, "query": f"drill {i}"},
-                                                     headers=patient)) for i in range(8)]
+        in_flight = [
+            asyncio.create_task(
+                client.post("/relevance", json={**big, "query": f"drill {i}"}, headers=patient)
+            )
+            for i in range(8)
+        ]
         await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         replies = await asyncio.gather(*in_flight, return_exceptions=True)
@@ -58,9 +62,24 @@ def test_real_server_serves_logs_and_drains_on_sigterm(tiny_bundle: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELEVANCE_")}
     env.update(RELEVANCE_CACHE_ENABLED="false", RELEVANCE_DRAIN_TIMEOUT_S="20")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "relevance.cli", "serve", "--bundle", str(tiny_bundle), "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "relevance.cli",
+            "serve",
+            "--bundle",
+            str(tiny_bundle),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_ready(url, proc)
         reply = httpx.post(f"{url}/relevance", json=body(), headers={"X-Request-Id": "real-1"}, timeout=10)
@@ -76,9 +95,11 @@ def test_real_server_serves_logs_and_drains_on_sigterm(tiny_bundle: Path):
     assert statuses == [200] * 8, statuses
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry["logger"] == "relevance.access"]
-    assert any(e["request_id"] == "real-1" and e["status"] == 200 and e["variant"] == "control" and e["pairs"] == 4
-               for e in access), access
+    assert any(
+        e["request_id"] == "real-1" and e["status"] == 200 and e["variant"] == "control" and e["pairs"] == 4
+        for e in access
+    ), access
     messages = [e["msg"] for e in lines]
     assert "draining" in messages and "Application shutdown complete." in messages, messages
-    drained = [e for e in lines[messages.index("draining"):] if e["logger"] == "relevance.access"]
+    drained = [e for e in lines[messages.index("draining") :] if e["logger"] == "relevance.access"]
     assert drained and all(e["status"] == 200 for e in drained)  # answered after SIGTERM

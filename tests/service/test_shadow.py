@@ -64,8 +64,13 @@ async def test_failing_shadow_leaves_primary_intact(make_settings, tiny_bundle):
         latencies = await primary_latencies(client, 5)
         await wait_for_mirrors(app)
         errors = await scrape(client, "relevance_shadow_dropped_total", reason="error")
-        primary_5xx = await scrape(client, "relevance_request_duration_seconds_count", endpoint="/relevance",
-                                   variant="control", status="500")
+        primary_5xx = await scrape(
+            client,
+            "relevance_request_duration_seconds_count",
+            endpoint="/relevance",
+            variant="control",
+            status="500",
+        )
         shadow_reply = await client.post("/relevance/shadow", json=body())
     assert errors == 5 and primary_5xx == 0
     assert max(latencies) < 0.25
@@ -74,15 +79,23 @@ async def test_failing_shadow_leaves_primary_intact(make_settings, tiny_bundle):
 
 async def test_slow_full_shadow_drops_mirrored_work_without_slowing_primary(make_settings, tiny_bundle):
     backends = Backends()
-    settings = make_settings(shadow_bundle=tiny_bundle, shadow_sample_rate=1.0, cache_enabled=False,
-                             shadow_max_queue_pairs=4, shadow_deadline_ms=200, max_batch_pairs=4)
+    settings = make_settings(
+        shadow_bundle=tiny_bundle,
+        shadow_sample_rate=1.0,
+        cache_enabled=False,
+        shadow_max_queue_pairs=4,
+        shadow_deadline_ms=200,
+        max_batch_pairs=4,
+    )
     async with running(settings, backends) as (app, client):
         baseline = await primary_latencies(client, 3)
         backends["shadow"].delay = 0.5
         latencies = await primary_latencies(client, 8)
         await wait_for_mirrors(app)
-        dropped = {reason: await scrape(client, "relevance_shadow_dropped_total", reason=reason)
-                   for reason in ("queue_full", "timeout", "expired")}
+        dropped = {
+            reason: await scrape(client, "relevance_shadow_dropped_total", reason=reason)
+            for reason in ("queue_full", "timeout", "expired")
+        }
     assert sum(dropped.values()) >= 6, dropped  # at most one running and one queued at a time
     assert dropped["queue_full"] >= 1
     assert max(latencies) < max(baseline) + 0.2, (baseline, latencies)  # never waits on the 0.5 s shadow
