@@ -237,16 +237,23 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 @contextmanager
-def relevance_server(bundle: Path, tmp: Path, *, cwd: Path | None = None, ready_timeout_s: float = 120.0,
-                     **settings: Any) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+def serving(cmd: list[str], ready_url: str, *, env: Mapping[str, str], cwd: Path, log: Path,
+            ready_timeout_s: float = 120.0) -> Iterator[subprocess.Popen]:
+    """:func:`running`, once ``ready_url`` answers 200; the process's log tail is in any start-up failure."""
+    with running(cmd, env=env, cwd=cwd, log=log) as proc:
+        try:
+            wait_http(ready_url, timeout_s=ready_timeout_s, proc=proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- {log.name} ---\n{tail(log)}") from None
+        yield proc
+
+
+@contextmanager
+def relevance_server(bundle: Path, tmp: Path, **settings: Any) -> Iterator[tuple[subprocess.Popen, str, Path]]:
     """A real `relevance serve` process on a free loopback port, ready; yields (process, base URL, log)."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     log = tmp / f"relevance-{port}.log"
     cmd = relevance_command() + ["serve", "--bundle", str(bundle), "--host", "127.0.0.1", "--port", str(port)]
-    with running(cmd, env=clean_env(**settings), cwd=cwd or ROOT, log=log) as proc:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{base}/readyz", timeout_s=ready_timeout_s, proc=proc)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- service log ---\n{tail(log)}") from None
+    with serving(cmd, f"{base}/readyz", env=clean_env(**settings), cwd=ROOT, log=log) as proc:
         yield proc, base, log

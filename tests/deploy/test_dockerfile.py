@@ -31,11 +31,9 @@ from tests.deploy.support import (
     clean_env,
     executable,
     free_port,
-    running,
     service_available,
-    tail,
+    serving,
     tiny_bundle_or_skip,
-    wait_http,
 )
 
 
@@ -200,12 +198,8 @@ def test_image_entrypoint_and_healthcheck_run_outside_docker(final, request, tmp
     argv = exec_form(final.last("ENTRYPOINT")) + exec_form(final.last("CMD"))
     argv[0] = str(Path(sys.executable).parent / argv[0])  # the venv's console script, as on the image's PATH
     log = tmp_path / "entrypoint.log"
-    with running(argv, env=env, cwd=workdir, log=log) as proc:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{base}/readyz", timeout_s=120, proc=proc)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{tail(log)}") from None
+    base = f"http://127.0.0.1:{port}"
+    with serving(argv, f"{base}/readyz", env=env, cwd=workdir, log=log):
         health = healthcheck_command(final)
         health[0] = sys.executable if health[0] == "python" else health[0]
         check = subprocess.run(health, env=env, capture_output=True, text=True, timeout=10)

@@ -5,9 +5,9 @@ endpoints during its preStop sleep), and 50 ms later, with requests still in fli
 gets SIGTERM. Every request sent before that must come back 200, and the process must exit by
 itself, cleanly (0, or uvicorn's re-raised SIGTERM after its shutdown completed), well inside
 drain_timeout_s. To be sure requests are in flight when SIGTERM lands, the batcher waits up to
-max_wait_ms = 400 ms for a batch the clients never fill (at most 8 x 16 pairs queued, against
-max_batch_pairs = 256), so each request takes about that long; the deadline is generous so
-admission control sheds nothing.
+max_wait_ms = 400 ms for an ORT run the clients never fill (at most 8 x 16 pairs queued, against
+max_run_pairs = max_batch_pairs = 256), so each request takes about that long (checked before the
+SIGTERM); the deadline is generous so admission control sheds nothing.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_sigterm_drains_in_flight_requests(request, tmp_path):
     service_available()
     bundle = tiny_bundle_or_skip(request)
     settings = dict(
-        drain_timeout_s=DRAIN_TIMEOUT_S, max_wait_ms=MAX_WAIT_MS, max_batch_pairs=256,
+        drain_timeout_s=DRAIN_TIMEOUT_S, max_wait_ms=MAX_WAIT_MS, max_batch_pairs=256, max_run_pairs=256,
         max_queue_pairs=100_000, default_deadline_ms=30_000, cache_enabled=False, intra_op_threads=1,
         log_level="warning",
     )
@@ -87,6 +87,11 @@ def test_sigterm_drains_in_flight_requests(request, tmp_path):
         for t in threads:
             t.start()
         time.sleep(WARM_SECONDS)
+        with active.lock:
+            warm = sorted(o.ended - o.started for o in outcomes)
+        assert warm and warm[len(warm) // 2] > MAX_WAIT_MS / 2000, (
+            f"requests take {warm[len(warm) // 2] if warm else None}s, not ~{MAX_WAIT_MS} ms: the batcher no longer "
+            f"holds a window with these settings ({settings}), so nothing would be in flight at SIGTERM")
         # Requests of concurrent clients share batch windows, so they start and end together. Catch the
         # start of a window: outstanding requests drop (a window's answers went out), then rise again
         # (the clients' next requests are in), so SIGTERM lands early in a window, not at its end.
@@ -110,8 +115,10 @@ def test_sigterm_drains_in_flight_requests(request, tmp_path):
     in_flight = [o for o in outcomes if o.started < sigterm_at < o.ended]
     failed = [o for o in outcomes if o.status != 200]
     assert len(outcomes) >= CLIENTS, f"the load did not run: {outcomes}\n{tail(log)}"
+    timeline = [(round(o.started - sigterm_at, 3), round(o.ended - sigterm_at, 3), o.status) for o in outcomes]
     assert len(in_flight) >= 2, (
-        f"only {len(in_flight)} requests were in flight at SIGTERM; the test proves nothing\n{tail(log)}")
+        f"only {len(in_flight)} requests were in flight at SIGTERM; the test proves nothing\n"
+        f"(started, ended, status) relative to SIGTERM, last 12: {timeline[-12:]}\n{tail(log)}")
     assert failed == [], (f"{len(failed)} of {len(outcomes)} requests dropped or refused "
                           f"({len(in_flight)} in flight at SIGTERM): {failed[:5]}\n{tail(log)}")
     # uvicorn re-raises the captured SIGTERM once shutdown has completed, so a clean drained exit reads

@@ -30,11 +30,10 @@ from tests.deploy.support import (
     free_port,
     relevance_server,
     rule_entries,
-    running,
     service_available,
+    serving,
     tail,
     tiny_bundle_or_skip,
-    wait_http,
     without_threshold,
 )
 
@@ -129,12 +128,9 @@ def scraped(request, tmp_path_factory):
                f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.tsdb.retention.time=1h",
                "--log.level=warn"]
         prom_log = tmp / "prometheus.log"
-        with running(cmd, env={"PATH": "/usr/bin:/bin"}, cwd=tmp, log=prom_log) as prom_proc:
-            prom_url = f"http://127.0.0.1:{prom_port}"
-            try:
-                wait_http(f"{prom_url}/-/ready", timeout_s=60, proc=prom_proc)
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n{tail(prom_log)}") from None
+        prom_url = f"http://127.0.0.1:{prom_port}"
+        with serving(cmd, f"{prom_url}/-/ready", env={"PATH": "/usr/bin:/bin"}, cwd=tmp, log=prom_log,
+                     ready_timeout_s=60):
             prom = Prometheus(prom_url)
             assert prom.wait_for('up{job="relevance"} == 1', timeout_s=30), tail(prom_log)
 
