@@ -31,6 +31,7 @@ from tests.deploy.support import (
     clean_env,
     executable,
     free_port,
+    relevance_command,
     service_available,
     serving,
     tiny_bundle_or_skip,
@@ -176,25 +177,67 @@ def test_build_context_holds_what_the_image_copies(dockerfile):
                 assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
 
 
-def test_serving_path_imports_no_torch_training_or_export():
-    """The image copies only relevance/ and service/: `relevance serve`'s imports must stay inside them."""
+BLOCKER = """\
+# Written by tests/deploy/test_dockerfile.py: makes this interpreter see only the packages the image
+# copies, as in the container (the development venv's editable install maps every project package).
+import importlib.abc
+import sys
+
+BLOCKED = {blocked!r}
+
+
+class _NotInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not copied into the image)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInImage())
+"""
+
+
+def image_python_path(dockerfile, tmp_path: Path) -> dict[str, str]:
+    """Environment additions under which Python sees only what the image has: the project packages the
+    builder stage copies (not training/, export/, loadtest/, tests/), and no torch."""
+    builder = next(s for s in dockerfile[1] if s.name == "builder")
+    copied = {PurePosixPath(shlex.split(c)[0]).name for c in builder.all("COPY")}
+    include = re.search(r"^include = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), flags=re.MULTILINE)
+    project = {name.strip(' "*') for name in include.group(1).split(",")} if include else set()
+    blocked = sorted((project | {"tests", "torch"}) - copied)
+    folder = tmp_path / "image-site"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(BLOCKER.format(blocked=blocked))
+    return {"PYTHONPATH": str(folder)}
+
+
+def test_serving_path_needs_only_what_the_image_copies(dockerfile, tmp_path):
+    """`relevance serve` must start from relevance/ and service/ alone: the image has nothing else."""
     service_available()
-    code = ("import sys, relevance.cli, service.server; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'training', 'export'}); "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = {**clean_env(), **image_python_path(dockerfile, tmp_path)}
+    probe = subprocess.run([sys.executable, "-c", "import training"], env=env, capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+    assert probe.returncode != 0 and "not copied into the image" in probe.stderr, "the image simulation is off"
+    code = ("import relevance.cli, service.server, service.app, sys; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch'); sys.exit(f'torch: {bad}' if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, "the serving image could not import its entry point:\n" + proc.stderr[-2000:]
+    help_run = subprocess.run(relevance_command() + ["serve", "--help"], env=env, capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+    assert help_run.returncode == 0, help_run.stdout[-1000:] + help_run.stderr[-2000:]
 
 
-def test_image_entrypoint_and_healthcheck_run_outside_docker(final, request, tmp_path):
-    """ENTRYPOINT + CMD started from a working directory laid out like the image's; HEALTHCHECK against it."""
+def test_image_entrypoint_and_healthcheck_run_outside_docker(dockerfile, final, request, tmp_path):
+    """ENTRYPOINT + CMD started from a working directory laid out like the image's, seeing only the
+    packages the image has; then the HEALTHCHECK command against it."""
     service_available()
     bundle = tiny_bundle_or_skip(request)
     workdir = tmp_path / "opt-relevance"
     (workdir / "models").mkdir(parents=True)
     (workdir / "models" / "default").symlink_to(bundle, target_is_directory=True)
     port = free_port()
-    env = clean_env(host="127.0.0.1", port=port)
+    env = {**clean_env(host="127.0.0.1", port=port), **image_python_path(dockerfile, tmp_path)}
     argv = exec_form(final.last("ENTRYPOINT")) + exec_form(final.last("CMD"))
     argv[0] = str(Path(sys.executable).parent / argv[0])  # the venv's console script, as on the image's PATH
     log = tmp_path / "entrypoint.log"
