@@ -9,7 +9,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 BUNDLE ?= models/default
 
-.PHONY: serve test venv install-serve install-dev bench clean
+.PHONY: serve test venv install-serve install-dev deploy-tools bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,10 +22,14 @@ install-serve: $(PY)
 install-dev: $(PY)
 	$(PIP) install -q -e '.[train,dev]'
 
+# promtool + prometheus (Debian), Helm's engine, Kubernetes schemas, hadolint: tests/deploy needs them.
+deploy-tools: $(PY)
+	VENV=$(VENV) bash .ci/install-deploy-tools.sh
+
 serve: install-serve
 	$(VENV)/bin/relevance serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
 
-test: install-dev
+test: install-dev deploy-tools
 	$(PY) -m pytest -q
 
 clean:

@@ -153,11 +153,16 @@ def serve(
 
 
 # Commands of the later stages live beside their code; importing them does not import torch.
-from training.crsd_cli import compare as crsd_compare  # noqa: E402
-from training.crsd_cli import distill as crsd_distill  # noqa: E402
-
-app.command("distill")(crsd_distill)
-app.command("compare")(crsd_compare)
+# The serving image ships relevance/ and service/ only: there these commands are simply absent.
+try:
+    from training.crsd_cli import compare as crsd_compare
+    from training.crsd_cli import distill as crsd_distill
+except ModuleNotFoundError as exc:
+    if exc.name is None or exc.name.split(".")[0] != "training":
+        raise
+else:
+    app.command("distill")(crsd_distill)
+    app.command("compare")(crsd_compare)
 
 
 if __name__ == "__main__":
