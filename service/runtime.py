@@ -72,6 +72,7 @@ def batch_limits(settings: Settings, max_queue_pairs: int) -> BatchLimits:
         max_batch_pairs=settings.max_batch_pairs,
         max_batch_tokens=settings.max_batch_tokens,
         max_run_pairs=settings.max_run_pairs,
+        sort_window_pairs=settings.sort_window_pairs,
         max_wait_s=settings.max_wait_ms / 1000,
         max_queue_pairs=max_queue_pairs,
     )

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         gt=0,
         description="pairs per ORT run: a length-sorted step is cut into runs this big to cut padding",
     )
+    sort_window_pairs: int = Field(
+        0,
+        ge=0,
+        description="pairs of consecutive requests length-sorted together (0: max_run_pairs); wider pads less "
+        "but makes the first request of a window wait for all of it",
+    )
     max_wait_ms: float = Field(
         2.0, ge=0, description="how long the batcher waits to fill an ORT run once a pair is queued"
     )
