@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import error_json
 from service.logs import ACCESS_LOGGER
 from service.metrics import ServiceMetrics
+from service.schemas import REQUEST_ID_PATTERN
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -26,7 +27,7 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 # it): probes and scrapes would drown its low buckets.
 MEASURED_ENDPOINTS = {"/relevance", "/relevance/shadow"}
 QUIET_PATHS = {"/metrics", "/healthz", "/readyz"}
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_SAFE_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class BodyTooLarge(HTTPException):

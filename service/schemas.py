@@ -37,6 +37,16 @@ RESPONSE_EXAMPLE = {
 }
 
 
+# Visible ASCII only: the id goes back in a response header and into every log line.
+REQUEST_ID_PATTERN = r"^[!-~]{1,128}$"
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain non-whitespace text")
+    return value
+
+
 class ServiceIn(BaseModel):
     """One candidate service. ``id`` and ``title`` are required; any other field must be a string
     (or null) and is used when the bundle's text template names it (e.g. ``brand``, ``description``)."""
@@ -47,6 +57,11 @@ class ServiceIn(BaseModel):
 
     id: str = Field(min_length=1, description="the caller's id, echoed in the result")
     title: str = Field(min_length=1, description="service title: always part of the scored text")
+
+    @field_validator("id", "title")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        return _non_blank(value)
 
     def fields(self) -> dict[str, str | None]:
         """All text fields by name, as the bundle's template renders them."""
@@ -60,14 +75,16 @@ class RelevanceRequest(BaseModel):
     services: list[ServiceIn] = Field(
         min_length=1, description="candidates to score; results keep this order"
     )
-    request_id: str | None = Field(None, max_length=128, description="echoed back; generated when absent")
+    request_id: str | None = Field(
+        None,
+        pattern=REQUEST_ID_PATTERN,
+        description="echoed back (and in X-Request-Id); generated when absent",
+    )
 
     @field_validator("query")
     @classmethod
     def _query_has_text(cls, query: str) -> str:
-        if not query.strip():
-            raise ValueError("query must contain non-whitespace text")
-        return query
+        return _non_blank(query)
 
 
 class ModelInfo(BaseModel):

@@ -24,9 +24,17 @@ INVALID = [
     ("missing id", {"query": "drill", "services": [TITLE, {"title": "saw"}]}, "services[1].id"),
     ("missing title", {"query": "drill", "services": [{"id": "1"}]}, "services[0].title"),
     ("empty title", {"query": "drill", "services": [{"id": "1", "title": ""}]}, "services[0].title"),
+    ("blank title", {"query": "drill", "services": [{"id": "1", "title": " \t"}]}, "services[0].title"),
+    ("blank id", {"query": "drill", "services": [{"id": " ", "title": "saw"}]}, "services[0].id"),
     ("numeric id", {"query": "drill", "services": [{"id": 1, "title": "saw"}]}, "services[0].id"),
     ("non-string extra field", {"query": "drill", "services": [{**TITLE, "brand": 3}]}, "services[0].brand"),
     ("request_id not a string", {"query": "drill", "services": [TITLE], "request_id": 7}, "request_id"),
+    (
+        "request_id unfit for a header",
+        {"query": "drill", "services": [TITLE], "request_id": "a\nb"},
+        "request_id",
+    ),
+    ("request_id not ASCII", {"query": "drill", "services": [TITLE], "request_id": "r\u00e9q"}, "request_id"),
     ("unknown top-level field", {"query": "drill", "service": [TITLE]}, "services"),
 ]
 
