@@ -148,10 +148,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _validation_fields(exc)
         names = ", ".join(dict.fromkeys(f.field for f in fields))
-        return error_response(request, 422, "invalid_input", f"invalid request: {names}", fields)
+        message = f"invalid request: {names}"
+        if "json" not in request.headers.get("content-type", ""):
+            # FastAPI only parses JSON bodies sent as JSON; curl -d sends a form by default.
+            message += " (send the body with Content-Type: application/json)"
+        return error_response(request, 422, "invalid_input", message, fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. JSON nested too deep)
+            fields = [FieldError(field="body", message=str(exc.detail))]
+            return error_response(request, 422, "invalid_input", "invalid request: body", fields)
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 

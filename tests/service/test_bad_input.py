@@ -14,6 +14,7 @@ INVALID = [
     # (case, raw body, field the error must name)
     ("invalid JSON", b'{"query": "drill", "services": [', "body"),
     ("not an object", b'["drill"]', "body"),
+    ("JSON nested too deep", b"[" * 3000 + b"]" * 3000, "body"),
     ("missing query", {"services": [TITLE]}, "query"),
     ("empty query", {"query": "", "services": [TITLE]}, "query"),
     ("blank query", {"query": "   ", "services": [TITLE]}, "query"),
@@ -41,7 +42,7 @@ INVALID = [
 
 @pytest.fixture
 async def client(make_settings):
-    async with running(make_settings(max_services=8, max_field_chars=200, max_body_bytes=4096)) as (_, c):
+    async with running(make_settings(max_services=8, max_field_chars=200, max_body_bytes=16384)) as (_, c):
         yield c
 
 
@@ -57,6 +58,13 @@ async def test_invalid_requests_get_422_naming_the_field(client, case, payload, 
     assert field in [f["field"] for f in err["fields"]], err
 
 
+async def test_a_body_not_sent_as_json_gets_a_hint(client):
+    reply = await client.post(
+        "/relevance", content=b'{"query": "drill"}', headers={"content-type": "text/plain"}
+    )
+    assert reply.status_code == 422 and "Content-Type: application/json" in reply.json()["message"]
+
+
 async def test_too_many_services_is_413(client):
     reply = await client.post("/relevance", json=body(n=9))
     assert reply.status_code == 413 and reply.json()["error"] == "payload_too_large"
@@ -64,14 +72,14 @@ async def test_too_many_services_is_413(client):
 
 
 async def test_body_over_the_size_limit_is_413_before_parsing(client):
-    big = {"query": "drill", "services": [TITLE], "pad": "x" * 5000}
+    big = {"query": "drill", "services": [TITLE], "pad": "x" * 20_000}
     reply = await client.post("/relevance", json=big)
     assert reply.status_code == 413 and reply.json()["error"] == "payload_too_large"
 
 
 async def test_streamed_body_over_the_size_limit_is_413(client):
     async def chunks():
-        for _ in range(10):
+        for _ in range(20):
             yield b" " * 1000  # no Content-Length: the limit must count bytes as they come
 
     reply = await client.post("/relevance", content=chunks(), headers={"content-type": "application/json"})
