@@ -7,6 +7,7 @@ pools would fight over the same cores; batching inside one process is what uses 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from types import FrameType
 
@@ -48,6 +49,9 @@ def resolve_settings(
 
 
 def serve(bundle: Path | None = None, host: str | None = None, port: int | None = None) -> None:
+    # A request's few dozen texts tokenise fastest on one thread; the tokenizer's own worker pool would
+    # only spin on the cores ORT needs. Set TOKENIZERS_PARALLELISM=true to override.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     settings = resolve_settings(bundle, host, port)
     configure_logging(settings.log_level)
     app = create_app(settings)
