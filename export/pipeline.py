@@ -69,6 +69,7 @@ def export_bundle(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a bundle is read by the (non-root) service user
     try:
         raw = export_onnx(model, staging / "raw.onnx", opset)
         fused_ops = fuse_bert(

@@ -31,9 +31,12 @@ def test_bundle_contents_and_manifest(tiny_bundle):
 
 def test_graphs_are_fused_and_quantised(tiny_bundle):
     fused_ops = {n.op_type for n in onnx.load(tiny_bundle / "model.onnx").graph.node}
-    assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= fused_ops
+    assert {"MultiHeadAttention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= fused_ops
     int8_ops = {n.op_type for n in onnx.load(tiny_bundle / "model.int8.onnx").graph.node}
-    assert int8_ops & {"QAttention", "MatMulInteger", "DynamicQuantizeMatMul"}
+    assert {"MatMulNBits", "QEmbedLayerNormalization"} <= int8_ops
+    int8_graph = onnx.load(tiny_bundle / "model.int8.onnx").graph
+    plain = [n.name for n in int8_graph.node if n.op_type == "MatMul"]
+    assert not [n for n in plain if "/encoder/" in n], f"encoder projections left in fp32: {plain}"
     graph = onnx.load(tiny_bundle / "model.int8.onnx").graph
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
     assert [o.name for o in graph.output] == ["logits"]
