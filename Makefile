@@ -32,5 +32,10 @@ serve: install-serve
 test: install-dev deploy-tools
 	$(PY) -m pytest -q
 
+# Benchmarks print numbers and write docs/ tables; run them on a quiet machine (nothing else running).
+bench: install-dev
+	$(PY) -m export.bench runs/bundle-full --checkpoint runs/student/best
+	$(PY) -m loadtest.bench --bundle $(BUNDLE)
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
