@@ -29,9 +29,11 @@ from loadtest.servers import (
     HOST,
     free_port,
     naive_command,
+    parse_settings,
     process_cpu_seconds,
     running_server,
     service_command,
+    settings_env,
 )
 from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
 
@@ -120,12 +122,7 @@ def service_settings(args: argparse.Namespace) -> dict[str, str]:
     }
     if args.precision:
         settings["precision"] = args.precision
-    for item in args.settings:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item}: expected NAME=VALUE")
-        settings[name.strip().lower()] = value.strip()
-    return settings
+    return {**settings, **parse_settings(args.settings)}
 
 
 def offered_rates(args: argparse.Namespace, raw: RawResult | None) -> list[float]:
@@ -233,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_lines(raw, Sweep("service"), None, args.p99_target_ms)[0], flush=True)
     rates = offered_rates(args, raw)
     settings = service_settings(args)
-    env = {f"RELEVANCE_{k.upper()}": v for k, v in settings.items()}
+    env = settings_env(settings)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         logs = Path(tmp)

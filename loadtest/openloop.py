@@ -8,6 +8,8 @@ the result rather than vanishing from it.
 
 The client is a minimal HTTP/1.1 writer/reader on asyncio streams with pre-serialised bodies, so
 the generator's own CPU stays small on a box it shares with the server (it is measured anyway).
+:func:`run_schedule` sends any list of requests at given offsets (the load-test kit mixes endpoints
+and reads each reply through ``observe``); :func:`run_rate` is one rate of the benchmark on it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import asyncio
 import random
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,26 @@ class Outcome:
     scheduled: float
     latency_s: float
     status: int  # 0 = transport error or timeout
+    index: int = -1  # position of the request in its schedule
+    info: Any = None  # what the caller's ``observe`` read from the reply
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+
+@dataclass
+class ScheduleRun:
+    """The measured part of one schedule: outcomes, the window they span and the CPU spent meanwhile."""
+
+    outcomes: list[Outcome]
+    window_s: float  # first measured scheduled send -> last measured completion
+    generator_cpu_s: float
+    server_cpu_s: float | None
+    max_send_lag_s: float  # how late the generator sent a measured request at worst (its own delay)
 
 
 @dataclass
@@ -79,6 +102,12 @@ class RateResult:
         return None if self.server_cpu_s is None or not self.wall_s else 100 * self.server_cpu_s / self.wall_s
 
 
+def planned_count(rate_rps: float, duration_s: float, max_requests: int, warmup_s: float) -> tuple[int, int]:
+    """(unmeasured warm-up requests, all requests) of one rate: at most ``max_requests`` are measured."""
+    n_warm = int(rate_rps * warmup_s)
+    return n_warm, min(max_requests, max(1, int(rate_rps * duration_s))) + n_warm
+
+
 def arrival_offsets(rate_rps: float, count: int, kind: str, seed: int) -> list[float]:
     """Seconds from start at which each request is due."""
     if kind == "uniform":
@@ -101,7 +130,7 @@ class Pool:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
 
-    async def request(self, raw: bytes, timeout: float) -> int:
+    async def request(self, raw: bytes, timeout: float) -> Reply:
         conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = await asyncio.open_connection(self.host, self.port)
@@ -109,15 +138,15 @@ class Pool:
         reader, writer = conn
         try:
             writer.write(raw)
-            status, keep = await asyncio.wait_for(_read_response(reader), timeout)
+            reply = await asyncio.wait_for(_read_response(reader), timeout)
         except BaseException:
             writer.close()
             raise
-        if keep:
+        if reply.headers.get("connection", "").lower() != "close":
             self._idle.append(conn)
         else:
             writer.close()
-        return status
+        return reply
 
     async def close(self) -> None:
         for _, writer in self._idle:
@@ -125,15 +154,15 @@ class Pool:
         self._idle.clear()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+async def _read_response(reader: asyncio.StreamReader) -> Reply:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     headers = {
         k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
     }
-    await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, headers.get("connection", "").lower() != "close"
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return Reply(status, headers, body)
 
 
 def http_request(
@@ -144,6 +173,59 @@ def http_request(
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n{extra}\r\n"
     ).encode() + body
+
+
+async def run_schedule(
+    pool: Pool,
+    offsets: Sequence[float],
+    requests: Sequence[bytes],
+    n_warm: int,
+    timeout_s: float = 10.0,
+    server_cpu: Callable[[], float | None] | None = None,
+    observe: Callable[[Reply], Any] | None = None,
+) -> ScheduleRun:
+    """Send ``requests[i]`` at ``offsets[i]`` seconds from now (offsets sorted), whatever the server does;
+    the first ``n_warm`` are not measured. Each outcome keeps its schedule index and, for a reply,
+    ``observe(reply)``. Ends when every request has an answer, an error or its ``timeout_s``: the run is
+    bounded by the last offset plus ``timeout_s``. ``server_cpu()`` (CPU seconds of the server) is read
+    over the same measured window as the generator's own CPU."""
+    if len(requests) != len(offsets):
+        raise ValueError(f"{len(requests)} requests for {len(offsets)} send times")
+    start = time.monotonic() + 0.05
+    lags: list[float] = []
+
+    async def one(i: int, due: float) -> Outcome:
+        info = None
+        try:
+            reply = await pool.request(requests[i], timeout_s)
+            status = reply.status
+            if observe is not None:
+                info = observe(reply)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+            status = 0
+        return Outcome(due, time.monotonic() - due, status, i, info)
+
+    def cpu_now() -> tuple[float, float | None]:
+        return _cpu_seconds(), server_cpu() if server_cpu else None
+
+    tasks = []
+    cpu0 = cpu_now()
+    for i, offset in enumerate(offsets):
+        due = start + offset
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        if i >= n_warm:
+            lags.append(time.monotonic() - due)
+        tasks.append(asyncio.create_task(one(i, due)))
+        if i + 1 == n_warm:  # CPU is counted over the measured part only
+            cpu0 = cpu_now()
+    outcomes = await asyncio.gather(*tasks)
+    cpu1 = cpu_now()
+    measured = list(outcomes[n_warm:])
+    first = measured[0].scheduled if measured else start
+    end = max(o.scheduled + o.latency_s for o in measured) if measured else first
+    server_cpu_s = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
+    return ScheduleRun(measured, end - first, cpu1[0] - cpu0[0], server_cpu_s, max(lags, default=0.0))
 
 
 async def run_rate(
@@ -160,49 +242,30 @@ async def run_rate(
     server_cpu: Callable[[], float | None] | None = None,
 ) -> RateResult:
     """Offer ``rate_rps`` for ``duration_s`` (at most ``max_requests``), after ``warmup_s`` at the same rate
-    whose requests are not counted. ``server_cpu()`` (CPU seconds of the server) is read over the same
-    measured window as the generator's own CPU."""
-    n_warm = int(rate_rps * warmup_s)
-    count = min(max_requests, max(1, int(rate_rps * duration_s))) + n_warm
-    offsets = arrival_offsets(rate_rps, count, arrivals, seed)
-    start = time.monotonic() + 0.05
-
-    async def one(i: int, due: float) -> Outcome:
-        try:
-            status = await pool.request(requests[i % len(requests)], timeout_s)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            status = 0
-        return Outcome(due, time.monotonic() - due, status)
-
-    def cpu_now() -> tuple[float, float | None]:
-        return _cpu_seconds(), server_cpu() if server_cpu else None
-
-    tasks = []
-    cpu0 = cpu_now()
-    for i, offset in enumerate(offsets):
-        due = start + offset
-        if (delay := due - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due)))
-        if i + 1 == n_warm:  # CPU is counted over the measured part only
-            cpu0 = cpu_now()
-    outcomes = await asyncio.gather(*tasks)
-    cpu1 = cpu_now()
-    measured = outcomes[n_warm:]
-    first = measured[0].scheduled if measured else start
-    end = max(o.scheduled + o.latency_s for o in measured) if measured else first
-    # The window is at least the offered schedule's length: a Poisson clump finishing early must not
-    # show as more throughput than was offered.
-    wall_s = max(end - first, len(measured) / rate_rps)
-    server_cpu_s = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
+    whose requests are not counted, cycling through ``requests``."""
+    n_warm, count = planned_count(rate_rps, duration_s, max_requests, warmup_s)
+    run = await run_schedule(
+        pool,
+        arrival_offsets(rate_rps, count, arrivals, seed),
+        [requests[i % len(requests)] for i in range(count)],
+        n_warm,
+        timeout_s,
+        server_cpu,
+    )
     return RateResult(
         rate_rps,
         pairs_per_request,
-        list(measured),
-        wall_s=wall_s,
-        generator_cpu_s=cpu1[0] - cpu0[0],
-        server_cpu_s=server_cpu_s,
+        run.outcomes,
+        wall_s=measured_window(run.window_s, len(run.outcomes), rate_rps),
+        generator_cpu_s=run.generator_cpu_s,
+        server_cpu_s=run.server_cpu_s,
     )
+
+
+def measured_window(window_s: float, measured_arrivals: int, rate_rps: float) -> float:
+    """Seconds to divide the measured work by: at least the offered schedule's length, so a Poisson clump
+    finishing early does not show as more throughput than was offered."""
+    return max(window_s, measured_arrivals / rate_rps)
 
 
 def _cpu_seconds() -> float:

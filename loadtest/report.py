@@ -124,7 +124,7 @@ def markdown(
             "",
             (
                 f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{platform.node()}` "
-                f"({_cpu_desc()}), bundle {bundle_desc}, {services} services per request, "
+                f"({cpu_description()}), bundle {bundle_desc}, {services} services per request, "
                 f"{arrivals} arrivals (open loop: latency from the scheduled send time)."
             ),
             "",
@@ -148,7 +148,7 @@ def markdown(
     )
 
 
-def _cpu_desc() -> str:
+def cpu_description() -> str:
     model = ""
     try:
         with open("/proc/cpuinfo") as fh:

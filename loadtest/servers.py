@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -20,6 +22,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def parse_settings(items: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` items (``--set``) as lower-case service setting names -> values."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: expected NAME=VALUE")
+        settings[name.strip().lower()] = value.strip()
+    return settings
+
+
+def settings_env(settings: dict[str, Any]) -> dict[str, str]:
+    """Service settings as the RELEVANCE_* environment the service reads (lists and dicts as JSON)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return str(value)
+
+    return {f"RELEVANCE_{name.upper()}": text(value) for name, value in settings.items()}
 
 
 def service_command(bundle: Path, port: int) -> list[str]:

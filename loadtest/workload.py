@@ -14,7 +14,7 @@ from pathlib import Path
 
 DATA_HINT = (
     "no Home Depot data at {path}: pass --data with the folder holding pairs.csv and splits.csv "
-    "(the project keeps it at ../shared/data/homedepot)"
+    "(the project keeps it at ../shared/data/homedepot), or a .jsonl file in the generic format"
 )
 
 
@@ -24,14 +24,42 @@ class DataMissing(Exception):
 
 def load_test_split(data: Path) -> dict[str, list[dict[str, str]]]:
     """Test-split query -> its products (id, title), in file order."""
+    return load_queries(data, "test", fields=("id", "title"))
+
+
+def load_queries(
+    data: Path, split: str | None, fields: tuple[str, ...] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """Query -> its rated products (``fields`` of each, or all of them), in file order, from a Home Depot
+    folder or a generic .jsonl file, keeping only ``split`` (None: every row)."""
     from relevance.data import load_pairs
 
-    if not (data / "pairs.csv").is_file() and not (data / "homedepot" / "pairs.csv").is_file():
+    is_jsonl = data.suffix == ".jsonl" and data.is_file()
+    if (
+        not is_jsonl
+        and not (data / "pairs.csv").is_file()
+        and not (data / "homedepot" / "pairs.csv").is_file()
+    ):
         raise DataMissing(DATA_HINT.format(path=data))
     by_query: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for pair in load_pairs(data, split="test"):
-        by_query[pair.query].append({"id": pair.service["id"], "title": pair.service["title"]})
+    for pair in load_pairs(data, split=split):
+        service = pair.service if fields is None else {k: pair.service[k] for k in fields}
+        by_query[pair.query].append(service)
     return dict(by_query)
+
+
+def fill_candidates(
+    own: list[dict[str, str]], catalogue: list[dict[str, str]], n: int, rng: random.Random
+) -> list[dict[str, str]]:
+    """Exactly ``n`` candidates: a query's own products first, then products drawn from ``catalogue``
+    (the irrelevant ads a candidate set also carries)."""
+    own = own[:n]
+    if len(own) == n:
+        return own
+    missing = n - len(own)
+    if missing <= len(catalogue):
+        return own + rng.sample(catalogue, missing)
+    return own + [rng.choice(catalogue) for _ in range(missing)]  # a catalogue smaller than one request
 
 
 def build_bodies(
@@ -45,9 +73,8 @@ def build_bodies(
     bodies = []
     for i in range(count):
         query = queries[i % len(queries)]
-        own = by_query[query][:services]
-        fill = rng.sample(catalogue, services - len(own)) if len(own) < services else []
-        candidates = [{"id": str(j), "title": p["title"]} for j, p in enumerate(own + fill)]
+        chosen = fill_candidates(by_query[query], catalogue, services, rng)
+        candidates = [{"id": str(j), "title": p["title"]} for j, p in enumerate(chosen)]
         # a distinct request id per body; repeated bodies (count > queries) still differ in query order
         bodies.append(
             json.dumps({"query": query, "services": candidates, "request_id": f"bench-{i}"}).encode()

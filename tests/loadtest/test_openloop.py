@@ -1,0 +1,117 @@
+"""The open-loop generator keeps to its bounds: it sends exactly the planned count, on schedule, and
+ends within the schedule plus the client timeout whatever the server does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Self
+
+import pytest
+
+from loadtest.openloop import Pool, arrival_offsets, http_request, planned_count, run_rate, run_schedule
+
+
+class FakeServer:
+    """A loopback HTTP/1.1 server that counts requests and answers 200 (or never, when ``silent``)."""
+
+    def __init__(self, silent: bool = False) -> None:
+        self.silent, self.received = silent, 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Self:
+        self.stop = asyncio.Event()
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.stop.set()
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                self.received += 1
+                if self.silent:
+                    await self.stop.wait()
+                    break
+                body = b'{"cached":1}'
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nX-AB-Variant: control\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def raw(port: int) -> bytes:
+    return http_request("127.0.0.1", port, "/relevance", b'{"query":"q"}')
+
+
+def test_planned_count_caps_measured_requests():
+    assert planned_count(100, duration_s=10, max_requests=50, warmup_s=0.5) == (50, 100)
+    assert planned_count(100, duration_s=0.2, max_requests=50, warmup_s=0) == (0, 20)
+    assert planned_count(0.5, duration_s=1, max_requests=50, warmup_s=0) == (0, 1)  # at least one
+
+
+async def test_sends_exactly_the_planned_count_and_no_more():
+    async with FakeServer() as server:
+        pool = Pool("127.0.0.1", server.port)
+        started = time.monotonic()
+        # 1000 req/s for 10 s would be 10,000: max_requests caps it at 15 measured + 10 warm-up
+        res = await run_rate(pool, [raw(server.port)], 1000, 10, 15, 8, warmup_s=0.01, timeout_s=2)
+        elapsed = time.monotonic() - started
+        await pool.close()
+    assert server.received == 25 and len(res.outcomes) == 15
+    assert all(o.status == 200 for o in res.outcomes) and elapsed < 2
+    assert res.achieved_pairs_s <= 1000 * 8 * 1.001  # never more than offered
+
+
+async def test_duration_bounds_the_run():
+    async with FakeServer() as server:
+        pool = Pool("127.0.0.1", server.port)
+        started = time.monotonic()
+        res = await run_rate(pool, [raw(server.port)], 40, 0.5, 10_000, 1, "uniform", warmup_s=0, timeout_s=2)
+        elapsed = time.monotonic() - started
+        await pool.close()
+    assert server.received == 20 and len(res.outcomes) == 20
+    assert 0.45 < elapsed < 1.5  # 20 sends evenly spaced over 0.5 s
+
+
+async def test_a_silent_server_cannot_hold_the_generator_past_its_timeout():
+    offsets = arrival_offsets(50, 5, "uniform", 0)  # 0 .. 0.08 s
+    async with FakeServer(silent=True) as server:
+        pool = Pool("127.0.0.1", server.port)
+        started = time.monotonic()
+        run = await run_schedule(pool, offsets, [raw(server.port)] * 5, n_warm=1, timeout_s=0.3)
+        elapsed = time.monotonic() - started
+        await pool.close()
+    assert [o.status for o in run.outcomes] == [0, 0, 0, 0]  # timeouts count as failures
+    assert elapsed < offsets[-1] + 0.3 + 0.5
+    assert all(o.latency_s >= 0.3 for o in run.outcomes)
+
+
+async def test_schedule_outcomes_keep_their_index_and_what_observe_read():
+    async with FakeServer() as server:
+        pool = Pool("127.0.0.1", server.port)
+        run = await run_schedule(
+            pool,
+            [0.0, 0.0, 0.01],
+            [raw(server.port)] * 3,
+            n_warm=1,
+            observe=lambda r: r.headers["x-ab-variant"],
+        )
+        await pool.close()
+    assert [o.index for o in run.outcomes] == [1, 2]
+    assert [o.info for o in run.outcomes] == ["control", "control"]
+    assert run.generator_cpu_s >= 0 and run.max_send_lag_s < 0.5
+    with pytest.raises(ValueError, match="2 requests for 3 send times"):
+        await run_schedule(pool, [0, 0, 0], [b"", b""], n_warm=0)
