@@ -1,0 +1,164 @@
+"""What a scenario sends: Zipf-popular queries, a services-per-request mix, A/B buckets, shadow mirrors.
+
+Queries come from the data (a Home Depot folder or a generic .jsonl file), shuffled by the scenario's
+seed and ranked: rank 0 is the most popular. Each query keeps one candidate list (its own rated
+products first, then products of other queries), and a request for N services takes its first N, so
+a popular query repeats the same (query, service) pairs the way ad traffic does, and the service's
+cache sees real repeats. Bodies are serialised once and reused: the generator's CPU stays small.
+Both the open-loop runner (``loadtest.run``) and the Locust file draw from this class.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from loadtest.openloop import Reply, http_request
+from loadtest.scenario import Scenario
+from loadtest.workload import fill_candidates, load_queries
+
+T = TypeVar("T")
+
+PRIMARY_PATH = "/relevance"
+SHADOW_PATH = "/relevance/shadow"
+
+
+class ZipfSampler:
+    """Ranks 0..n-1 drawn with P(rank k) proportional to 1 / (k + 1) ** exponent (0: uniform)."""
+
+    def __init__(self, n: int, exponent: float) -> None:
+        if n < 1:
+            raise ValueError("a Zipf pool needs at least one item")
+        weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+        self.probs = weights / weights.sum()
+        self._cdf = np.cumsum(self.probs)
+        self._cdf[-1] = 1.0
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.searchsorted(self._cdf, rng.random(size), side="right")
+
+    def top_share(self, k: int) -> float:
+        """Expected share of draws that fall on the ``k`` most popular ranks."""
+        return float(self.probs[:k].sum())
+
+
+class Discrete(Generic[T]):
+    """Values drawn with the given weights."""
+
+    def __init__(self, weights: dict[T, float]) -> None:
+        self.values = list(weights)
+        probs = np.array([weights[v] for v in self.values], dtype=np.float64)
+        self._cdf = np.cumsum(probs / probs.sum())
+        self._cdf[-1] = 1.0
+
+    def sample(self, rng: np.random.Generator, size: int) -> list[T]:
+        return [self.values[i] for i in np.searchsorted(self._cdf, rng.random(size), side="right")]
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One request of a scenario: which query, how many services, which bucket, mirrored or not."""
+
+    rank: int
+    services: int
+    bucket: str  # "" = no X-AB-Bucket header
+    shadow: bool
+
+
+class Traffic:
+    def __init__(self, scenario: Scenario, by_query: dict[str, list[dict[str, str]]]) -> None:
+        if not by_query:
+            raise ValueError("no queries in the data")
+        self.scenario = scenario
+        rng = random.Random(scenario.seed)
+        queries = sorted(by_query)
+        rng.shuffle(queries)
+        self.queries = queries[: scenario.queries.pool]
+        self._own = by_query
+        self._catalogue = [p for q in sorted(by_query) for p in by_query[q]]
+        self.zipf = ZipfSampler(len(self.queries), scenario.queries.zipf_exponent)
+        self.sizes: Discrete[int] = Discrete(scenario.services_distribution)
+        self.buckets: Discrete[str] | None = Discrete(scenario.buckets) if scenario.buckets else None
+        self._candidates: dict[int, list[dict[str, str]]] = {}
+        self._bodies: dict[tuple[int, int], bytes] = {}
+        self._requests: dict[tuple[int, int, str, str, str, int], bytes] = {}
+
+    @classmethod
+    def from_data(cls, scenario: Scenario, data: Path) -> Traffic:
+        """Raises :class:`loadtest.workload.DataMissing` with a hint when ``data`` is not there."""
+        return cls(scenario, load_queries(data, scenario.queries.split))
+
+    def draw(self, rng: np.random.Generator, count: int) -> list[Draw]:
+        ranks = self.zipf.sample(rng, count)
+        sizes = self.sizes.sample(rng, count)
+        buckets = self.buckets.sample(rng, count) if self.buckets else [""] * count
+        shadow = rng.random(count) < self.scenario.shadow_share
+        return [Draw(int(r), n, b, bool(s)) for r, n, b, s in zip(ranks, sizes, buckets, shadow, strict=True)]
+
+    def candidates(self, rank: int) -> list[dict[str, str]]:
+        """The query's fixed candidate list, as long as the largest request of the scenario."""
+        if rank not in self._candidates:
+            query = self.queries[rank]
+            rng = random.Random(self.scenario.seed * 1_000_003 + rank)
+            self._candidates[rank] = fill_candidates(
+                self._own[query], self._catalogue, self.scenario.max_services, rng
+            )
+        return self._candidates[rank]
+
+    def body(self, draw: Draw) -> bytes:
+        key = (draw.rank, draw.services)
+        if key not in self._bodies:
+            services = self.candidates(draw.rank)[: draw.services]
+            self._bodies[key] = json.dumps(
+                {"query": self.queries[draw.rank], "services": services}, ensure_ascii=False
+            ).encode()
+        return self._bodies[key]
+
+    def headers(self, draw: Draw) -> dict[str, str]:
+        headers = {}
+        if draw.bucket:
+            headers["X-AB-Bucket"] = draw.bucket
+        if self.scenario.deadline_ms is not None:
+            headers["X-Deadline-Ms"] = f"{self.scenario.deadline_ms:g}"
+        return headers
+
+    def request(self, draw: Draw, path: str, host: str, port: int) -> bytes:
+        """The raw HTTP request of ``draw`` to ``path`` (a mirror is the same request to the shadow path)."""
+        key = (draw.rank, draw.services, draw.bucket, path, host, port)
+        if key not in self._requests:
+            self._requests[key] = http_request(host, port, path, self.body(draw), self.headers(draw))
+        return self._requests[key]
+
+    def summary(self) -> dict[str, object]:
+        """What the report says about the traffic, before any of it is sent."""
+        n = len(self.queries)
+        return {
+            "queries_in_pool": n,
+            "zipf_exponent": self.scenario.queries.zipf_exponent,
+            "expected_share_of_top_1pct_queries": round(self.zipf.top_share(max(1, n // 100)), 4),
+            "expected_share_of_top_10_queries": round(self.zipf.top_share(10), 4),
+            "mean_services_per_request": round(self.scenario.mean_services, 3),
+            "services_distribution": {str(k): v for k, v in self.scenario.services_distribution.items()},
+            "buckets": dict(self.scenario.buckets),
+            "shadow_share": self.scenario.shadow_share,
+            "deadline_ms": self.scenario.deadline_ms,
+        }
+
+
+_CACHED = re.compile(rb"\s*(\d+)")
+
+
+def read_reply(reply: Reply) -> tuple[str | None, int | None] | None:
+    """(X-AB-Variant, the body's ``cached``) of a 200 reply, read without parsing the whole JSON: the
+    service writes ``cached`` after ``results``, so its last occurrence is the top-level key."""
+    if reply.status != 200:
+        return None
+    at = reply.body.rfind(b'"cached":')
+    match = _CACHED.match(reply.body, at + 9) if at >= 0 else None
+    return reply.headers.get("x-ab-variant"), int(match.group(1)) if match else None
