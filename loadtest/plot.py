@@ -1,0 +1,68 @@
+"""The latency-vs-throughput plot of a step search (PNG, matplotlib)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from loadtest.step import Search
+
+MATPLOTLIB_HINT = "the plot needs matplotlib: pip install matplotlib (the project's [train] extra has it)"
+
+
+class PlotUnavailable(RuntimeError):
+    pass
+
+
+def latency_plot(result: Search, target_ms: float, path: Path, title: str) -> Path:
+    """p50 and p99 of the primary traffic against its achieved pairs/s, one point per step (crosses
+    for bad steps), the target as a line and the best good step circled. Log latency axis: an
+    overloaded step's seconds would flatten the interesting part otherwise."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import LogFormatter
+    except ImportError:
+        raise PlotUnavailable(MATPLOTLIB_HINT) from None
+
+    steps = sorted(result.steps, key=lambda s: s.offered_pairs_s)
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for name, attr, color in (("p50", "p50_ms", "tab:blue"), ("p99", "p99_ms", "tab:red")):
+        points = [(s.achieved_pairs_s, getattr(s.primary, attr), s.meets) for s in steps]
+        points = [p for p in points if not math.isinf(p[1])]
+        if not points:
+            continue
+        ax.plot([p[0] for p in points], [p[1] for p in points], "-", color=color, alpha=0.6, label=name)
+        for good in (True, False):
+            sub = [p for p in points if p[2] is good]
+            ax.plot([p[0] for p in sub], [p[1] for p in sub], "o" if good else "x", color=color, markersize=6)
+    ax.axhline(target_ms, color="black", linestyle="--", linewidth=1, label=f"p99 target {target_ms:g} ms")
+    best = result.best
+    if best is not None:
+        ax.plot(
+            [best.achieved_pairs_s],
+            [best.primary.p99_ms],
+            "o",
+            markersize=14,
+            markerfacecolor="none",
+            markeredgecolor="green",
+            label=f"max under target: {best.achieved_pairs_s:.0f} pairs/s",
+        )
+    ax.plot([], [], "o", color="gray", label="good step")
+    ax.plot([], [], "x", color="gray", label="bad step (p99, errors or sheds over the limits)")
+    ax.set_yscale("log")
+    # plain numbers (not 10^x); minor ticks labelled only over a narrow range
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+    ax.set_xlabel("achieved throughput (pairs/s, POST /relevance)")
+    ax.set_ylabel("latency from scheduled send (ms)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
