@@ -1,16 +1,21 @@
 """The kit's command: a few-second step run against the tiny bundle writes the report and the plot;
-bad input is refused with a hint."""
+bad input is refused with a hint; the Locust file runs the same scenario (when Locust is installed)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from loadtest.run import main, parse_url
-from loadtest.servers import free_port
+from loadtest.servers import free_port, running_server, service_command, settings_env
 
 # Tiny and bounded: 2 steps of 0.8 s measured; a generous deadline and target, because this box's
 # cores are shared (the test checks the kit, not the service's speed).
@@ -115,3 +120,48 @@ def test_url_parsing():
     assert (target.host, target.port, target.prefix) == ("localhost", 8080, "/api")
     with pytest.raises(ValueError, match="plain HTTP"):
         parse_url("https://127.0.0.1:8443")
+
+
+LOCUST = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil.which("locust")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None or LOCUST is None,
+    reason="Locust is not a project dependency: `pip install locust` to check loadtest/locustfile.py",
+)
+def test_locustfile_runs_the_scenario(tiny_bundle, catalog_jsonl, smoke_scenario, tmp_path):
+    port = free_port()
+    env = settings_env({"log_level": "warning"})
+    with running_server(service_command(tiny_bundle, port), port, env, tmp_path / "service.log"):
+        done = subprocess.run(
+            [
+                LOCUST,
+                "-f",
+                "loadtest/locustfile.py",
+                "--headless",
+                "-u",
+                "2",
+                "-r",
+                "2",
+                "-t",
+                "3s",
+                "--host",
+                f"http://127.0.0.1:{port}",
+                "--only-summary",
+            ],
+            env={
+                **os.environ,
+                "LOADTEST_SCENARIO": str(smoke_scenario),
+                "LOADTEST_DATA": str(catalog_jsonl),
+                "LOADTEST_USER_RPS": "4",
+            },
+            check=False,
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "/relevance [bucket=" in output and "cache hit share" in output
+    assert " 0(0.00%)" in output  # no failures: every request answered 200
