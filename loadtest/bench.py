@@ -27,6 +27,7 @@ from loadtest.raw import RawResult, raw_compute_rate
 from loadtest.report import Sweep, markdown, rate_line, summary_lines
 from loadtest.servers import (
     HOST,
+    add_set_option,
     free_port,
     naive_command,
     parse_settings,
@@ -90,14 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--raw-seconds", type=float, default=10.0, help="how long to run raw ORT compute")
     p.add_argument("--precision", default="", help="graph to run (empty: the bundle's default)")
     p.add_argument("--intra-op-threads", type=int, default=0, help="ORT threads for all three (0: all cores)")
-    p.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="service setting, e.g. --set max_batch_pairs=32 (sent as RELEVANCE_NAME)",
-    )
+    add_set_option(p, "service setting, e.g. --set max_batch_pairs=32 (sent as RELEVANCE_NAME)")
     p.add_argument(
         "--cache",
         action="store_true",

@@ -49,6 +49,7 @@ from loadtest.report import cpu_description
 from loadtest.scenario import Scenario, ScenarioError, load_scenario
 from loadtest.servers import (
     HOST,
+    add_set_option,
     free_port,
     parse_settings,
     process_cpu_seconds,
@@ -82,6 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m loadtest.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python -m loadtest.run --scenario loadtest/scenarios/ab-shadow.yaml --url http://127.0.0.1:8000\n"
+        "  python -m loadtest.run --scenario loadtest/scenarios/mixed-sizes.json --check\n"
+        "  python -m loadtest.run --scenario loadtest/scenarios/ads-32.yaml --set max_batch_pairs=32 "
+        "--max-steps 4\n"
+        "  python -m loadtest.run --print-schema\n"
+        "docs/operations.md (Load testing) describes the report fields and the Locust file.",
     )
     p.add_argument(
         "--scenario", type=Path, help="scenario file (.yaml/.json), e.g. loadtest/scenarios/ads-32.yaml"
@@ -108,13 +116,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--p99-target-ms", type=float, help="p99 target of a good step (default: the scenario's, else 100)"
     )
     p.add_argument("--out-dir", type=Path, help="where the report and plot go (default: runs/loadtest/NAME)")
-    p.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="service setting for a service started here (with the scenario's service_settings), "
+    add_set_option(
+        p,
+        "service setting for a service started here (with the scenario's service_settings), "
         "e.g. --set max_batch_pairs=32",
     )
     steps = p.add_argument_group("step overrides (default: the scenario's step section)")

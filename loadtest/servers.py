@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -22,6 +23,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def add_set_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set NAME=VALUE`` (repeatable) into ``args.settings``; read it with :func:`parse_settings`."""
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="NAME=VALUE", help=help_text
+    )
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
