@@ -83,7 +83,7 @@ def test_config_fixes_are_merged(tmp_path):
     apply_config_fixes(tmp_path, SMOLLM2_FIXES)
     assert json.loads((tmp_path / "config.json").read_text())["rope_theta"] == 100000.0
     tok = json.loads((tmp_path / "tokenizer_config.json").read_text())
-    assert tok == {"tokenizer_class": "GPT2Tokenizer", "x": 1}
+    assert tok == {"tokenizer_class": "GPT2Tokenizer", "add_bos_token": False, "x": 1}
 
 
 def test_cli_import_is_torch_free_and_lists_commands():

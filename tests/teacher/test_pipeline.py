@@ -198,9 +198,11 @@ def test_eval_command(tmp_path, sft_teacher, catalog_jsonl):
     result = CliRunner().invoke(teacher_app, [
         "eval", "--teacher", str(sft_teacher), "--data", str(catalog_jsonl), "--split", "test", "--n-pairs", "12",
         "--balanced", "--text-fields", ",".join(TEXT_FIELDS), "--max-new-tokens", "64", "--batch-size", "12",
-        "--dtype", "float32", "--out", str(out)])
+        "--dtype", "float32", "--out", str(out), "--outputs", str(tmp_path / "outputs.jsonl")])
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
+    outputs = [json.loads(line) for line in (tmp_path / "outputs.jsonl").read_text().splitlines()]
+    assert len(outputs) == 12 and set(outputs[0]) == {"id", "output", "probs", "error"}
     assert metrics["n"] == 12 and 0 <= metrics["parse_failure_rate"] <= 1
     assert set(metrics["f1"]) == set(LABELS) and set(metrics["reward"]) >= {"label", "consistency", "faithfulness",
                                                                            "format", "total"}

@@ -36,7 +36,8 @@ teacher_app = typer.Typer(
 )
 
 Teacher = Annotated[str, typer.Option(help="'smollm2', an HF causal-LM folder, or a teacher folder (teacher.json)")]
-Data = Annotated[str, typer.Option(help="Home Depot folder (pairs.csv + splits.csv), a generic .jsonl or the ESCI .csv")]
+Data = Annotated[str, typer.Option(
+    help="Home Depot folder (pairs.csv + splits.csv), a generic .jsonl or the ESCI .csv")]
 Fields = Annotated[str, typer.Option(help="comma-separated service fields shown to the teacher, in order")]
 Seed = Annotated[int, typer.Option(help="random seed")]
 Threads = Annotated[int, typer.Option(help="torch CPU threads (0 = torch default)")]
@@ -50,6 +51,7 @@ LoraAlpha = Annotated[int, typer.Option(help="LoRA alpha")]
 Bf16 = Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast (faster on this CPU and on GPUs)")]
 GradCkpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing",
                                         help="recompute activations to save memory")]
+LogSteps = Annotated[int, typer.Option(help="log the loss every N steps")]
 MaxNew = Annotated[int, typer.Option(help="tokens generated per output")]
 Temperature = Annotated[float, typer.Option(help="sampling temperature")]
 Dtype = Annotated[str, typer.Option(help="weights dtype for generation: bfloat16 | float32")]
@@ -64,11 +66,11 @@ def _logging() -> None:
 
 
 def _train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr, epochs, max_steps,
-                  lora_r, lora_alpha, bf16, gradient_checkpointing) -> dict:
+                  lora_r, lora_alpha, bf16, gradient_checkpointing, logging_steps) -> dict:
     common = dict(teacher=teacher, data=data, out=str(out), text_fields=_fields(text_fields), seed=seed,
                   threads=threads, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
                   lora=LoraSettings(r=lora_r, alpha=lora_alpha), bf16=bf16,
-                  gradient_checkpointing=gradient_checkpointing)
+                  gradient_checkpointing=gradient_checkpointing, logging_steps=logging_steps)
     if lr is not None:
         common["lr"] = lr
     return common
@@ -105,19 +107,21 @@ def convert(
 def dapt(
     teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
     out: Annotated[Path, typer.Option(help="output teacher folder")] = Path("runs/teacher/dapt"),
-    splits: Annotated[str, typer.Option(help="comma-separated splits whose TEXT is used (dev/test refused)")] = "teacher_train,pool",
+    splits: Annotated[str, typer.Option(
+        help="comma-separated splits whose TEXT is used (dev/test refused)")] = "teacher_train,pool",
     max_tokens: Annotated[int, typer.Option(help="corpus size in tokens")] = 200_000,
     block_size: Annotated[int, typer.Option(help="tokens per packed sequence")] = 256,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     grad_accum: GradAccum = 1, lr: Lr = None, epochs: Epochs = 1.0, max_steps: Steps = -1, lora_r: LoraR = 16,
     lora_alpha: LoraAlpha = 32, bf16: Bf16 = True, gradient_checkpointing: GradCkpt = False,
+    logging_steps: LogSteps = 10,
 ) -> None:
     """Domain-adaptive pre-training: causal LM on query + service text (a LoRA adapter)."""
     from training.teacher.dapt import train_dapt
 
     _logging()
     cfg = DaptConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr, epochs,
-                                     max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing),
+                                     max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing, logging_steps),
                      splits=_fields(splits), max_tokens=max_tokens, block_size=block_size)
     _done(train_dapt(cfg))
 
@@ -129,7 +133,8 @@ def bootstrap(
     split: Annotated[str, typer.Option(help="human-labelled split")] = "teacher_train",
     n_pairs: Annotated[int, typer.Option(help="pairs (class-balanced draw)")] = 3000,
     samples_per_pair: Annotated[int, typer.Option(help="sampled chains per pair")] = 4,
-    rationalise: Annotated[bool, typer.Option("--rationalise/--no-rationalise", help="hint the human label when no sample matches")] = True,
+    rationalise: Annotated[bool, typer.Option(
+        "--rationalise/--no-rationalise", help="hint the human label when no sample matches")] = True,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
 ) -> None:
@@ -158,21 +163,25 @@ def sft(
     teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
     out: Annotated[Path, typer.Option(help="output teacher folder")] = Path("runs/teacher/sft"),
     split: Annotated[str, typer.Option(help="human-labelled split")] = "teacher_train",
-    seeds: Annotated[str, typer.Option(help="'attributes' (program seeds) or a seeds .jsonl from `teacher bootstrap`")] = "attributes",
+    seeds: Annotated[str, typer.Option(
+        help="'attributes' (program seeds) or a seeds .jsonl from `teacher bootstrap`")] = "attributes",
     seed_filter: Annotated[str, typer.Option(help="all | consistent")] = "all",
     n_examples: Annotated[int, typer.Option(help="SFT examples")] = 3000,
-    class_balance: Annotated[bool, typer.Option("--class-balance/--no-class-balance", help="same count per label")] = True,
+    class_balance: Annotated[bool, typer.Option(
+        "--class-balance/--no-class-balance", help="same count per label")] = True,
     max_length: Annotated[int, typer.Option(help="max tokens of prompt + chain")] = 384,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     grad_accum: GradAccum = 1, lr: Lr = None, epochs: Epochs = 1.0, max_steps: Steps = -1, lora_r: LoraR = 16,
     lora_alpha: LoraAlpha = 32, bf16: Bf16 = True, gradient_checkpointing: GradCkpt = False,
+    logging_steps: LogSteps = 10,
 ) -> None:
     """Reasoning SFT (TRL SFTTrainer + LoRA) on seed chains that end with the human label."""
     from training.teacher.sft import train_sft
 
     _logging()
     cfg = TeacherSFTConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
-                                           epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing),
+                                           epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing,
+                                           logging_steps),
                            split=split, seeds=seeds, seed_filter=seed_filter, n_examples=n_examples,
                            class_balance=class_balance, max_length=max_length)
     _done(train_sft(cfg))
@@ -204,7 +213,8 @@ def reward(
                          max_new_tokens, temperature, dtype)
     _, summary = run_reward_sampling(cfg)
     typer.echo(f"scored samples -> {cfg.out}")
-    typer.echo("mean reward " + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    typer.echo("mean reward " + "  ".join(
+        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
 
 
 @teacher_app.command()
@@ -212,7 +222,8 @@ def dpo(
     teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
     out: Annotated[Path, typer.Option(help="output teacher folder")] = Path("runs/teacher/dpo"),
     samples: Annotated[str, typer.Option(help="scored samples from `teacher reward` ('' = sample now)")] = "",
-    split: Annotated[str, typer.Option(help="human-labelled split (sampling, and prompts of --samples)")] = "teacher_train",
+    split: Annotated[str, typer.Option(
+        help="human-labelled split (sampling, and prompts of --samples)")] = "teacher_train",
     n_pairs: Annotated[int, typer.Option(help="pairs to sample when no --samples")] = 500,
     samples_per_pair: Annotated[int, typer.Option(help="sampled outputs per pair when no --samples")] = 4,
     min_margin: Annotated[float, typer.Option(help="min reward gap chosen - rejected")] = 0.15,
@@ -221,7 +232,8 @@ def dpo(
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     grad_accum: GradAccum = 1, lr: Lr = None, epochs: Epochs = 1.0, max_steps: Steps = -1, lora_r: LoraR = 16,
     lora_alpha: LoraAlpha = 32, bf16: Bf16 = True, gradient_checkpointing: GradCkpt = False,
-    max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
+    logging_steps: LogSteps = 10, max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8,
+    dtype: Dtype = "bfloat16",
 ) -> None:
     """DPO (TRL DPOTrainer + LoRA) on chosen/rejected pairs built from reward-scored samples."""
     from training.teacher.dpo import train_dpo
@@ -230,7 +242,8 @@ def dpo(
     sampling = _sample_config(teacher, data, Path(out) / "samples.jsonl", split, n_pairs, samples_per_pair, text_fields,
                               seed, threads, batch_size, max_new_tokens, temperature, dtype)
     cfg = TeacherDPOConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
-                                           epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing),
+                                           epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing,
+                                           logging_steps),
                            samples=samples, sampling=sampling, min_margin=min_margin, beta=beta, max_length=max_length)
     _done(train_dpo(cfg))
 
@@ -240,8 +253,10 @@ def eval_teacher(
     teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
     split: Annotated[str, typer.Option(help="labelled split to evaluate")] = "test",
     n_pairs: Annotated[int, typer.Option(help="seeded random sample of N pairs (0 = all)")] = 300,
-    balanced: Annotated[bool, typer.Option("--balanced/--no-balanced", help="same number of pairs per label")] = False,
+    balanced: Annotated[bool, typer.Option(
+        "--balanced/--no-balanced", help="same number of pairs per label")] = False,
     out: Annotated[Optional[Path], typer.Option(help="write the metrics JSON here")] = None,
+    outputs: Annotated[Optional[Path], typer.Option(help="write every output (id, text, probs) as JSONL here")] = None,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16",
 ) -> None:
@@ -250,7 +265,8 @@ def eval_teacher(
 
     _logging()
     cfg = TeacherEvalConfig(teacher=teacher, data=data, split=split, n_pairs=n_pairs, balanced=balanced,
-                            out=str(out or ""), text_fields=_fields(text_fields), seed=seed, threads=threads,
+                            out=str(out or ""), outputs=str(outputs or ""), text_fields=_fields(text_fields),
+                            seed=seed, threads=threads,
                             dtype=dtype, generation=GenerationSettings(max_new_tokens, batch_size))
     result = evaluate_teacher(cfg)
     typer.echo(format_teacher_report(result, f"{result['teacher']['name']} {result['teacher']['version']} on {split}"))
@@ -266,7 +282,8 @@ def annotate(
     retries: Annotated[int, typer.Option(help="sampled retries of a malformed output before 'failed'")] = 2,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
-    backend: Annotated[str, typer.Option(help="local (run the teacher here) | http (OpenAI-compatible server)")] = "local",
+    backend: Annotated[str, typer.Option(
+        help="local (run the teacher here) | http (OpenAI-compatible server)")] = "local",
     base_url: Annotated[str, typer.Option(help="http: server URL up to /v1")] = "http://localhost:8000/v1",
     model: Annotated[str, typer.Option(help="http: model name")] = "",
     concurrency: Annotated[int, typer.Option(help="http: requests in flight")] = 8,
@@ -295,3 +312,7 @@ def annotate(
     s = run_annotate(cfg, http)
     typer.echo(f"{cfg.out}: +{s.ok} ok, +{s.failed} failed, {s.skipped} already done, {s.total} in shard "
                f"{cfg.shard} ({s.pairs_per_s:.2f} pairs/s)")
+
+
+if __name__ == "__main__":
+    teacher_app()

@@ -263,6 +263,7 @@ class TeacherEvalConfig(_StepBase):
     """Measure a teacher on a labelled split."""
 
     out: str = field(default="", metadata={"help": "write the metrics JSON here ('' = print only)"})
+    outputs: str = field(default="", metadata={"help": "write each output (id, text, probs) as JSONL here"})
     split: str = field(default="test", metadata={"help": "split to evaluate"})
     n_pairs: int = field(default=300, metadata={"help": "evaluate a seeded random sample of N pairs (0 = all)"})
     balanced: bool = field(default=False, metadata={"help": "sample the same number of pairs per label"})

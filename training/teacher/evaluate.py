@@ -89,6 +89,11 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(result, indent=2) + "\n")
+    if cfg.outputs:
+        Path(cfg.outputs).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.outputs).write_text("".join(
+            json.dumps({"id": p.id, "output": c.text, "probs": c.probs, "error": c.error}, ensure_ascii=False) + "\n"
+            for p, c in zip(pairs, completions)))
     return result
 
 

