@@ -157,10 +157,14 @@ def serve(
 try:
     from training.crsd_cli import compare as crsd_compare
     from training.crsd_cli import distill as crsd_distill
+    from training.teacher.cli import annotate as teacher_annotate
+    from training.teacher.cli import teacher_app
 except ModuleNotFoundError as exc:
     if exc.name is None or exc.name.split(".")[0] != "training":
         raise
 else:
+    app.add_typer(teacher_app, name="teacher")
+    app.command("annotate")(teacher_annotate)
     app.command("distill")(crsd_distill)
     app.command("compare")(crsd_compare)
 
