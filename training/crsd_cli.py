@@ -8,7 +8,6 @@ Importing this module imports neither torch nor transformers: they load inside t
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,10 +61,23 @@ def _common(data: Path, annotations: Optional[Path], init: str, epochs: Optional
     return {**{k: v for k, v in given.items() if v is not None}, **parse_overrides(sets)}
 
 
-def _command_line() -> str:
-    prog = Path(sys.argv[0]).name
-    prog = "python -m training.crsd_cli" if prog in {"crsd_cli.py", "__main__.py"} else prog
-    return " ".join([prog, *map(shlex.quote, sys.argv[1:])])
+def _command_line(ctx: typer.Context) -> str:
+    """The command that reproduces this run, rebuilt from the parsed options (not from sys.argv,
+    which under a test runner or ``python -m`` names the runner, not this command)."""
+    parts = ["relevance", ctx.info_name or "compare"]
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    for name, value in ctx.params.items():
+        flag = flags[name]
+        if value is None or value is False or value == () or value == "":
+            continue
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                parts += [flag, shlex.quote(str(item))]
+        else:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def distill(
@@ -91,6 +103,7 @@ def distill(
 
 
 def compare(
+    ctx: typer.Context,
     presets: Annotated[str, typer.Option(help="comma-separated presets to run ('all' = every preset)")] = "all",
     seeds: Annotated[str, typer.Option(help="comma-separated seeds (three where time allows)")] = "13",
     data: DataOpt = DEFAULT_DATA,
@@ -123,7 +136,7 @@ def compare(
     if not render_only:
         common = _common(data, annotations, init, epochs, batch_size, limit_train, threads, set_)
         run_comparison(names, [int(s) for s in seeds.split(",") if s.strip()], results, common,
-                       force=force, command=_command_line(), latency_pairs=latency_pairs)
+                       force=force, command=_command_line(ctx), latency_pairs=latency_pairs)
     path = render(results, doc, section, plot, teacher_metrics, plot_title)
     typer.echo(f"wrote {path}" + (f" and {plot}" if plot else ""))
 

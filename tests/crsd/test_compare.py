@@ -28,7 +28,7 @@ def test_compare_runs_every_preset_and_renders_tables_and_plot(tiny_init, crsd_d
     runs = {p: json.loads((tmp_path / "results" / p / "seed-1" / "metrics.json").read_text()) for p in PRESETS}
     for run in runs.values():
         assert {"macro_f1", "accuracy", "f1", "ndcg@10", "rmse"} <= set(run["test"])
-        assert run["command"].startswith(("python -m training.crsd_cli compare", "pytest", "relevance"))
+        assert run["command"].startswith("relevance compare --presets ") and " --set max_length=32" in run["command"]
     pool_annotated = runs["crsd"]["distillation"]["annotation_stats"]["matched"]
     assert runs["human_budget"]["n_train"] == pool_annotated < runs["human_full"]["n_train"]
     assert runs["teacher_hard"]["steps"] == runs["human_budget"]["steps"] == runs["crsd"]["steps"]
