@@ -130,8 +130,18 @@ class Pool:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
 
+    def _take_idle(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """An idle connection the server has not closed meanwhile (uvicorn drops keep-alive
+        connections idle for 5 s; reusing one would count the server's housekeeping as an error)."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
+
     async def request(self, raw: bytes, timeout: float) -> Reply:
-        conn = self._idle.pop() if self._idle else None
+        conn = self._take_idle()
         if conn is None:
             conn = await asyncio.open_connection(self.host, self.port)
             self.opened += 1
