@@ -116,7 +116,7 @@ def _print_manifest_summary(path: Path) -> None:
 def eval_bundle(
     bundle: Annotated[Path, typer.Argument(help="bundle folder (e.g. models/default)")],
     data: DataOpt = DEFAULT_DATA,
-    split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
+    split: Annotated[str, typer.Option(help="split to evaluate ('' = every pair, e.g. a file without splits)")] = "test",
     precision: Annotated[Optional[str], typer.Option(help="graph to run (default: the bundle's default)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="write the metrics as JSON here")] = None,
 ) -> None:
@@ -130,7 +130,7 @@ def eval_bundle(
     from service.model import BundleModel
 
     loaded = load_bundle(bundle)
-    pairs = load_pairs(data, split)
+    pairs = load_pairs(data, split or None)
     model = BundleModel.load(loaded, precision)
     with Progress() as progress:
         task = progress.add_task(f"scoring {len(pairs)} pairs", total=len(pairs))

@@ -105,3 +105,11 @@ def test_ship_int8_only_keeps_parity_record(tiny_checkpoint, catalog_jsonl, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "model.int8.onnx", "tokenizer.json"]
     assert [g.precision for g in bundle.manifest.graphs] == ["int8"]
     assert "fp32_max_abs_logit_diff" in bundle.manifest.parity
+
+
+def test_eval_cli_without_split_scores_every_pair(tiny_bundle, catalog_jsonl, tmp_path):
+    out = tmp_path / "all.json"
+    result = CliRunner().invoke(app, ["eval", str(tiny_bundle), "--data", str(catalog_jsonl), "--split", "",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["n"] == len(load_pairs(catalog_jsonl))
