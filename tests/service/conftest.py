@@ -23,6 +23,8 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def make_settings(tiny_bundle: Path) -> Callable[..., Settings]:
     def make(**overrides) -> Settings:
-        return Settings(bundle=tiny_bundle, **overrides)
+        # A generous default deadline: tests about deadlines send X-Deadline-Ms; the others must not
+        # turn flaky (503) when a loaded CI machine is slower than the 100 ms production default.
+        return Settings(bundle=tiny_bundle, **{"default_deadline_ms": 5000, **overrides})
 
     return make
