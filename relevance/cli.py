@@ -135,7 +135,7 @@ def eval_bundle(
     with Progress() as progress:
         task = progress.add_task(f"scoring {len(pairs)} pairs", total=len(pairs))
         metrics = evaluate_bundle_model(model, pairs, progress=lambda n: progress.advance(task, n))
-    typer.echo(format_report(metrics, f"{loaded.manifest.name} {loaded.manifest.version} ({model.precision}) on {split}"))
+    typer.echo(format_report(metrics, f"{loaded.manifest.name} {loaded.manifest.version} ({model.precision}) on {split or 'all pairs'}"))
     if out:
         out.write_text(json.dumps(metrics, indent=2))
 

@@ -83,9 +83,11 @@ def evaluate(
 def format_report(metrics: dict, title: str = "") -> str:
     """Plain-text report (markdown-friendly) of :func:`evaluate`'s output."""
     lines = [f"## {title}" if title else ""]
+    ndcg = metrics["ndcg@10"]
+    ndcg_text = "n/a (no query with 2+ graded candidates)" if ndcg != ndcg else f"{ndcg:.4f}"  # NaN check
     lines.append(
         f"n={metrics['n']}  accuracy={metrics['accuracy']:.4f}  macro-F1={metrics['macro_f1']:.4f}  "
-        f"NDCG@10={metrics['ndcg@10']:.4f}" + (f"  RMSE={metrics['rmse']:.4f}" if "rmse" in metrics else "")
+        f"NDCG@10={ndcg_text}" + (f"  RMSE={metrics['rmse']:.4f}" if "rmse" in metrics else "")
     )
     lines.append("F1 " + "  ".join(f"{k}={v:.4f}" for k, v in metrics["f1"].items()))
     lines.append("confusion (rows truth, cols predicted; order " + ", ".join(LABELS) + "):")

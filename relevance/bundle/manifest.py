@@ -38,7 +38,7 @@ class ServiceTextTemplate(_Strict):
 
     @field_validator("fields")
     @classmethod
-    def _title_first(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+    def _not_empty(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
         if not fields:
             raise ValueError("text template needs at least one field")
         return fields

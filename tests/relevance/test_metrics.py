@@ -38,3 +38,12 @@ def test_ndcg_skips_single_candidate_and_zero_gain_queries():
     gains = np.array([1.0, 0.0, 0.0, 1.0, 0.5])
     # q1: single candidate -> skipped; q2: all-zero gains -> skipped; q3: perfect order -> 1
     assert ndcg_at_k(["q1", "q2", "q2", "q3", "q3"], scores, gains) == pytest.approx(1.0)
+
+
+def test_report_says_when_ndcg_is_undefined():
+    from relevance.metrics import format_report
+
+    probs = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    m = evaluate(probs, ["exact", "irrelevant"], ["q1", "q2"])  # one candidate per query: no ranking
+    assert math.isnan(m["ndcg@10"])
+    assert "NDCG@10=n/a" in format_report(m)
