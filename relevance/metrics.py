@@ -17,6 +17,13 @@ import numpy as np
 from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits (last axis), shifted by the max for numerical safety."""
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> np.ndarray:
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)

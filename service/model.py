@@ -15,15 +15,11 @@ import numpy as np
 from relevance.bundle import Bundle
 from relevance.bundle.manifest import Precision
 from relevance.encoding import PairEncoder
+from relevance.metrics import softmax
 from service.backend import Backend, OnnxBackend
 
 Example = tuple[list[int], list[int]]
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
 
 
 @dataclass

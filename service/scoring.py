@@ -85,8 +85,8 @@ class Scorer:
         """Fill ``probs`` from the cache; return the keys and the indices still to score."""
         if self.cache is None:
             return None, list(range(len(texts)))
-        q = variant.normalise(query)
-        keys = [(variant.model_key, q, variant.normalise(t)) for t in texts]
+        model_key, q = variant.model_key, variant.normalise(query)
+        keys = [(model_key, q, variant.normalise(t)) for t in texts]
         misses = []
         for i, key in enumerate(keys):
             hit = self.cache.get(key)

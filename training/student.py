@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.data import Pair, load_pairs
 from relevance.encoding import PairEncoder
-from relevance.labels import LABELS, label_index
-from relevance.metrics import evaluate, format_report
+from relevance.labels import DEFAULT_RATINGS, LABELS, label_index
+from relevance.metrics import evaluate, format_report, softmax
 from training.batching import length_bucketed_batches, sorted_batches, to_tensors
 from training.config import StudentTrainConfig
 from training.losses.relevance import RelevanceLoss, class_weights_from_counts
@@ -79,16 +79,9 @@ def predict_logits(model, encoder: PairEncoder, data: EncodedPairs, batch_size: 
     return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
 
 def class_mean_ratings(pairs: list[Pair]) -> tuple[float, ...]:
     """Mean human rating of each class in ``pairs`` (defaults where a class has no rated pair)."""
-    from relevance.labels import DEFAULT_RATINGS
-
     means = []
     for i, lbl in enumerate(LABELS):
         rs = [p.rating for p in pairs if p.label == lbl and p.rating is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -26,7 +27,7 @@ class Bundle:
     root: Path
     manifest: BundleManifest
 
-    @property
+    @cached_property
     def checksum(self) -> str:
         """Identity of the bundle's weights and tokenizer: a digest over the listed files' digests."""
         joined = "".join(f"{p}:{e.sha256};" for p, e in sorted(self.manifest.files.items()))
