@@ -38,14 +38,14 @@ def fuse_bert(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
     return stats
 
 
-def quantize_int8(src: Path, dst: Path) -> Path:
+def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embeddings: bool = True) -> Path:
     """INT8 graph for CPU: block-wise 8-bit weights on every MatMul, int8 embedding tables.
 
-    Why not plain ``quantize_dynamic``: its per-tensor activation scales flipped 3.4% of the Home
-    Depot student's dev labels (the parity gate wants >= 99% agreement), because post-GELU and
-    attention activations have outliers that one scale per tensor cannot resolve. Block-wise scales
-    (``MatMulNBits``, 8 bits, blocks of 32, int8 compute) kept 99.2% agreement at the same size
-    (~25 MB for MiniLM-L6, a quarter of fp32). Embedding tables, the largest tensors, are stored as
+    Why not plain ``quantize_dynamic``: its per-tensor activation scales flip a few percent of the
+    Home Depot student's dev labels (the parity gate wants >= 99% agreement), because activation
+    outliers cannot be resolved by one scale per tensor; block-wise scales (``MatMulNBits``, 8 bits,
+    blocks of 32, int8 compute) pass at the same size (~25 MB for MiniLM-L6, a quarter of fp32).
+    ``python -m export.quant_sweep`` measures the alternatives (docs/student.md). Embedding tables, the largest tensors, are stored as
     int8 through ``QEmbedLayerNormalization``; the attention core (softmax(QK^T)V) stays fp32.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -55,15 +55,18 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     )
 
     config = DefaultWeightOnlyQuantConfig(
-        block_size=INT8_BLOCK_SIZE, is_symmetric=True, accuracy_level=INT8_ACCURACY_LEVEL, bits=8
+        block_size=block_size, is_symmetric=True, accuracy_level=INT8_ACCURACY_LEVEL, bits=8
     )
     quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(src)), bits=8, block_size=INT8_BLOCK_SIZE, is_symmetric=True,
+        onnx.load(str(src)), bits=8, block_size=block_size, is_symmetric=True,
         accuracy_level=INT8_ACCURACY_LEVEL, algo_config=config,
     )
     quantizer.process()
     weights_only = dst.with_suffix(".matmul.onnx")
     quantizer.model.save_model_to_file(str(weights_only), use_external_data_format=False)
+    if not embeddings:
+        weights_only.rename(dst)
+        return dst
     # Shape inference does not know the fused contrib ops' outputs; they are all fp32 activations.
     quantize_dynamic(
         str(weights_only), str(dst), weight_type=QuantType.QInt8, per_channel=True,
