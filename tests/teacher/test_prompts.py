@@ -101,3 +101,13 @@ def test_template_messages_hint_and_plain_render():
 
     plain = t.render(NoTemplate(), PAIR)
     assert plain.startswith(system["content"]) and plain.endswith("Answer:\n") and user["content"] in plain
+
+
+def test_prompt_versions_pick_their_system_text():
+    from training.teacher.prompts import GUIDELINES, SYSTEM
+
+    assert PromptTemplate(version="chain-v1").messages(PAIR)[0]["content"] == GUIDELINES
+    assert PromptTemplate(version="chain-v2").messages(PAIR)[0]["content"] == SYSTEM
+    assert len(SYSTEM) < len(GUIDELINES) / 3  # the point of v2: a short prompt
+    with pytest.raises(ValueError, match="unknown prompt version"):
+        PromptTemplate(version="chain-v9")

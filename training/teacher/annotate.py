@@ -163,13 +163,12 @@ def annotate_pairs(backend: TeacherBackend, pairs: Sequence[Pair], out: str | Pa
 
 def annotate(cfg: AnnotateConfig, backend: TeacherBackend | None = None, progress: bool = True) -> AnnotateSummary:
     """Annotate shard ``cfg.shard`` of ``cfg.split`` into ``cfg.out`` with the local teacher (or ``backend``)."""
-    from training.teacher.prompts import PromptTemplate
 
     pairs = shard_pairs(load_pairs(cfg.data, cfg.split), cfg.shard, cfg.limit)
     if backend is None:
         from training.teacher.generation import LocalBackend
 
-        backend = LocalBackend.from_teacher(cfg.teacher, PromptTemplate(text_fields=cfg.text_fields),
+        backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),
                                             cfg.generation, dtype=cfg.dtype, threads=cfg.threads)
     summary = annotate_pairs(backend, pairs, cfg.out, cfg.retries, cfg.generation.batch_size, progress,
                              desc=f"annotate {cfg.split} shard {cfg.shard}")

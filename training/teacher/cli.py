@@ -55,6 +55,8 @@ LogSteps = Annotated[int, typer.Option(help="log the loss every N steps")]
 MaxNew = Annotated[int, typer.Option(help="tokens generated per output")]
 Temperature = Annotated[float, typer.Option(help="sampling temperature")]
 Dtype = Annotated[str, typer.Option(help="weights dtype for generation: bfloat16 | float32")]
+PromptVersion = Annotated[str, typer.Option(
+    help="prompt template: chain-v2 (short system text, default) | chain-v1 (full rater guidance); '' = current")]
 
 
 def _fields(text_fields: str) -> tuple[str, ...]:
@@ -140,7 +142,6 @@ def bootstrap(
 ) -> None:
     """Seed chains, source (a): the teacher's own chains by rejection sampling and rationalisation."""
     from training.teacher.generation import LocalBackend
-    from training.teacher.prompts import PromptTemplate
     from training.teacher.sampling import sample_pairs
     from training.teacher.seeds import bootstrap_seeds, write_seeds
     from relevance.data import load_pairs
@@ -151,7 +152,7 @@ def bootstrap(
                           seed=seed, threads=threads, dtype=dtype,
                           generation=GenerationSettings(max_new_tokens, batch_size, temperature))
     pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=True)
-    backend = LocalBackend.from_teacher(cfg.teacher, PromptTemplate(text_fields=cfg.text_fields), cfg.generation,
+    backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(), cfg.generation,
                                         dtype=cfg.dtype, threads=cfg.threads)
     seeds, stats = bootstrap_seeds(backend, pairs, cfg.samples_per_pair, cfg.rationalise)
     write_seeds(seeds, cfg.out)
@@ -258,7 +259,7 @@ def eval_teacher(
     out: Annotated[Optional[Path], typer.Option(help="write the metrics JSON here")] = None,
     outputs: Annotated[Optional[Path], typer.Option(help="write every output (id, text, probs) as JSONL here")] = None,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
-    max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16",
+    max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16", prompt_version: PromptVersion = "",
 ) -> None:
     """Accuracy, macro-F1, per-class F1, parse-failure rate and mean reward per dimension of a teacher."""
     from training.teacher.evaluate import evaluate_teacher, format_teacher_report
@@ -266,7 +267,7 @@ def eval_teacher(
     _logging()
     cfg = TeacherEvalConfig(teacher=teacher, data=data, split=split, n_pairs=n_pairs, balanced=balanced,
                             out=str(out or ""), outputs=str(outputs or ""), text_fields=_fields(text_fields),
-                            seed=seed, threads=threads,
+                            seed=seed, threads=threads, prompt_version=prompt_version,
                             dtype=dtype, generation=GenerationSettings(max_new_tokens, batch_size))
     result = evaluate_teacher(cfg)
     typer.echo(format_teacher_report(result, f"{result['teacher']['name']} {result['teacher']['version']} on {split}"))
@@ -282,6 +283,7 @@ def annotate(
     retries: Annotated[int, typer.Option(help="sampled retries of a malformed output before 'failed'")] = 2,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
+    prompt_version: PromptVersion = "",
     backend: Annotated[str, typer.Option(
         help="local (run the teacher here) | http (OpenAI-compatible server)")] = "local",
     base_url: Annotated[str, typer.Option(help="http: server URL up to /v1")] = "http://localhost:8000/v1",
@@ -297,16 +299,16 @@ def annotate(
     _logging()
     cfg = AnnotateConfig(teacher=teacher, data=data, split=split, out=str(out), shard=shard, limit=limit,
                          retries=retries, text_fields=_fields(text_fields), seed=seed, threads=threads, dtype=dtype,
+                         prompt_version=prompt_version,
                          generation=GenerationSettings(max_new_tokens, batch_size, temperature))
     http = None
     if backend == "http":
         from training.teacher.http_backend import HttpBackend
-        from training.teacher.prompts import PromptTemplate
 
         http = HttpBackend(HttpBackendConfig(base_url=base_url, model=model, concurrency=concurrency,
                                              timeout_s=timeout_s, max_retries=max_http_retries,
                                              rate_limit_rps=rate_limit_rps, max_tokens=max_new_tokens,
-                                             temperature=temperature), PromptTemplate(text_fields=cfg.text_fields))
+                                             temperature=temperature), cfg.template())
     elif backend != "local":
         raise typer.BadParameter("--backend must be local or http")
     s = run_annotate(cfg, http)

@@ -58,6 +58,9 @@ class GenerationSettings:
     batch_size: int = field(default=8, metadata={"help": "prompts per generate() call (CPU: 8-32; GPU: 64+)"})
     temperature: float = field(default=0.8, metadata={"help": "temperature when sampling (greedy ignores it)"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass when sampling"})
+    constrain_label: bool = field(
+        default=True, metadata={"help": "after 'Label:' allow only a label word, then the end (local backend)"}
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1:
@@ -77,6 +80,15 @@ class _StepBase:
     text_fields: tuple[str, ...] = field(default=("title",), metadata={"help": "service fields shown, in order"})
     seed: int = field(default=13, metadata={"help": "seed for sampling and training"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch default)"})
+    prompt_version: str = field(
+        default="", metadata={"help": "prompt template version, e.g. chain-v1 (long rater guidance) ('' = current)"}
+    )
+
+    def template(self):
+        """The :class:`~training.teacher.prompts.PromptTemplate` these settings prompt with."""
+        from training.teacher.prompts import PROMPT_VERSION, PromptTemplate
+
+        return PromptTemplate(version=self.prompt_version or PROMPT_VERSION, text_fields=self.text_fields)
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -22,7 +22,7 @@ from pathlib import Path
 from relevance.data import Pair, load_pairs
 from training.teacher.config import RewardSampleConfig, RewardWeights, TeacherDPOConfig
 from training.teacher.generation import TeacherBackend
-from training.teacher.prompts import PromptTemplate
+
 from training.teacher.reward import mean_rewards, score_output
 from training.teacher.sampling import sample_pairs
 
@@ -81,7 +81,7 @@ def run_reward_sampling(cfg: RewardSampleConfig, backend: TeacherBackend | None 
     if backend is None:
         from training.teacher.generation import LocalBackend
 
-        backend = LocalBackend.from_teacher(cfg.teacher, PromptTemplate(text_fields=cfg.text_fields),
+        backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),
                                             cfg.generation, dtype=cfg.dtype, threads=cfg.threads)
     records = sample_and_score(backend, pairs, cfg.samples_per_pair, cfg.weights, cfg.max_chars)
     write_samples(records, cfg.out)
@@ -108,7 +108,7 @@ def train_dpo(cfg: TeacherDPOConfig):
         raise ValueError("no chosen/rejected pairs: every pair's samples scored within min_margin; "
                          "sample more outputs per pair, raise the temperature or lower --min-margin")
     started = start_step(cfg)
-    template = PromptTemplate(text_fields=cfg.text_fields)
+    template = cfg.template()
     by_id = {p.id: p for p in load_pairs(cfg.data, cfg.sampling.split)}
     rows = [{"prompt": template.render(started.tokenizer, by_id[r["id"]]), "chosen": r["chosen"],
              "rejected": r["rejected"]} for r in prefs if r["id"] in by_id]

@@ -28,7 +28,7 @@ from relevance.labels import LABELS
 from relevance.metrics import confusion, evaluate, f1_per_class
 from training.teacher.config import RewardWeights, TeacherEvalConfig
 from training.teacher.generation import Completion, TeacherBackend
-from training.teacher.prompts import PromptTemplate, parse_output
+from training.teacher.prompts import parse_output
 from training.teacher.reward import mean_rewards, score_output
 from training.teacher.sampling import sample_pairs
 
@@ -75,7 +75,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
         from training.teacher.generation import LocalBackend
 
         t0 = time.perf_counter()
-        backend = LocalBackend.from_teacher(cfg.teacher, PromptTemplate(text_fields=cfg.text_fields),
+        backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),
                                             cfg.generation, dtype=cfg.dtype, threads=cfg.threads)
         load_s = time.perf_counter() - t0
     t0 = time.perf_counter()

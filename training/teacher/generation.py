@@ -8,6 +8,11 @@ probabilities). :class:`LocalBackend` runs a Hugging Face causal LM in this proc
 Label probabilities come from the logits of the label tokens at the position right after
 ``Label:`` in the generated chain: ``p(c) = softmax_c(logit[first token of " <c>"])`` over the
 three labels. Under greedy decoding their argmax is the generated label.
+
+With ``GenerationSettings.constrain_label`` (the default) decoding is grammar-constrained on the
+one line the parser is strict about (:class:`LabelConstraint`): right after ``Label:`` only the
+three label words may follow, and after the label word only the end of the output. The label
+probabilities are read from the unconstrained logits, so they are the model's own.
 """
 
 from __future__ import annotations
@@ -70,6 +75,40 @@ class LabelTokens:
         self.lookup = {tid: v for v in self.variants for tid in v.values()}
 
 
+class LabelConstraint:
+    """A ``transformers`` logits processor: after ``Label:`` allow only a label token, then only EOS.
+
+    Small teachers learn the chain's lines before its last one and then write ``Label: no`` or
+    ``Label: not asked`` (the smoke SFT's main parse failure); serving grammars (vLLM, llama.cpp)
+    solve this by masking, and so does this. It only fires on the exact token sequence of
+    ``Label:`` as the tokenizer writes it at a line start; if that cannot be isolated it stays off.
+    """
+
+    def __init__(self, tokenizer, labels: "LabelTokens", eos_ids: list[int], prompt_length: int):
+        newline = tokenizer.encode("\n", add_special_tokens=False)
+        line = tokenizer.encode("\nLabel:", add_special_tokens=False)
+        self.prefix = line[len(newline):] if line[:len(newline)] == newline and len(line) > len(newline) else []
+        self.label_ids = sorted(labels.variants[0].values())
+        self.eos_ids, self.prompt_length = eos_ids, prompt_length
+
+    def __call__(self, input_ids, scores):
+        k = len(self.prefix)
+        if not k or not self.eos_ids:
+            return scores
+        generated = input_ids[:, self.prompt_length:].tolist()
+        for row, ids in enumerate(generated):
+            if ids[-k:] == self.prefix:
+                allowed = self.label_ids
+            elif len(ids) > k and ids[-k - 1:-1] == self.prefix and ids[-1] in self.label_ids:
+                allowed = self.eos_ids
+            else:
+                continue
+            keep = scores[row, allowed].clone()
+            scores[row] = float("-inf")
+            scores[row, allowed] = keep
+        return scores
+
+
 class LocalBackend:
     """Generate with a Hugging Face causal LM (left padding, batches sorted by prompt length)."""
 
@@ -118,6 +157,11 @@ class LocalBackend:
         kwargs = dict(max_new_tokens=self.settings.max_new_tokens, num_return_sequences=n, do_sample=sample,
                       pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids, return_dict_in_generate=True,
                       output_logits=want_probs)
+        if self.settings.constrain_label:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [LabelConstraint(tok, self.labels, self.eos_ids, enc["input_ids"].shape[1])])
         kwargs |= dict(temperature=self.settings.temperature, top_p=self.settings.top_p) if sample else \
             dict(temperature=None, top_p=None, top_k=None)
         with torch.no_grad():

@@ -30,7 +30,7 @@ from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.data import Pair
 from relevance.labels import LABELS
 
-PROMPT_VERSION = "chain-v1"
+PROMPT_VERSION = "chain-v2"
 
 # (key, line name, allowed verdicts) in chain order; the label line follows.
 DIMENSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -42,7 +42,10 @@ DIMENSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 LINE_NAMES: tuple[str, ...] = ("Wants",) + tuple(name for _, name, _ in DIMENSIONS) + ("Label",)
 
-SYSTEM = (
+# Rater guidance in our own words (chain-v1's system text). The teacher learns the scale from SFT;
+# prompting with it costs ~200 prompt tokens per pair, which dominated generation and SFT time on CPU
+# (prefill is ~80% of a pair's compute), so chain-v2 prompts with the short SYSTEM below instead.
+GUIDELINES = (
     "Rate how well a home-improvement product matches a shopper's search. Compare product type and "
     "function, brand, material and specifications, size and colour, and check whether the product is only "
     "a tool, part, cover or accessory for the searched item.\n"
@@ -59,6 +62,11 @@ SYSTEM = (
     "Accessory: yes|no\n"
     "Label: exact|partial|irrelevant"
 )
+SYSTEM = (
+    "Rate how well a home-improvement product matches a search. Answer with the lines Wants, Type, Brand, "
+    "Specs, Size/colour, Accessory, then Label: exact|partial|irrelevant."
+)
+SYSTEM_TEXTS = {"chain-v1": GUIDELINES, "chain-v2": SYSTEM}  # prompt version -> system text
 USER = "Search: {query}\nProduct: {service}"
 HINT = "\n(The human raters chose '{label}'. Write the lines that lead to it.)"
 PLAIN_PROMPT = "{system}\n\n{user}\n\nAnswer:\n"  # for tokenizers without a chat template
@@ -72,6 +80,14 @@ class PromptTemplate:
     text_fields: tuple[str, ...] = ("title",)
     max_field_chars: int = 300
 
+    def __post_init__(self) -> None:
+        if self.version not in SYSTEM_TEXTS:
+            raise ValueError(f"unknown prompt version {self.version!r}; choose from {', '.join(SYSTEM_TEXTS)}")
+
+    @property
+    def system(self) -> str:
+        return SYSTEM_TEXTS[self.version]
+
     def service_text(self, pair: Pair) -> str:
         return ServiceTextTemplate(fields=self.text_fields, max_field_chars=self.max_field_chars).render(pair.service)
 
@@ -81,7 +97,7 @@ class PromptTemplate:
             if hint not in LABELS:
                 raise ValueError(f"hint must be one of {LABELS}, got {hint!r}")
             user += HINT.format(label=hint)
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
     def render(self, tokenizer, pair: Pair, hint: str | None = None) -> str:
         """The prompt string the local model continues (chat template if the tokenizer has one)."""

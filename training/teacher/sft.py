@@ -57,7 +57,7 @@ def train_sft(cfg: TeacherSFTConfig):
     from training.teacher.trainer_utils import finish_step, start_step, trainer_kwargs
 
     started = start_step(cfg)
-    template = PromptTemplate(text_fields=cfg.text_fields)
+    template = cfg.template()
     pairs, seeds = select_seeds(cfg, load_pairs(cfg.data, cfg.split))
     examples = sft_examples(pairs, seeds, started.tokenizer, template)
     stats = {"examples": len(examples), "labels": dict(Counter(p.label for p in pairs)),

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The teacher stage at CPU scale, end to end, as measured in docs/teacher.md (2 cores, no GPU).
+# Each step writes its own log under $R; rerunning skips steps whose output already exists.
+# Usage: training/teacher/cpu_run.sh [RUN_DIR]   (default runs/teacher/cpu)
+set -euo pipefail
+R=${1:-runs/teacher/cpu}
+T="relevance teacher"
+N_EVAL=${N_EVAL:-300}      # seeded random test pairs per teacher-table row
+GEN="--batch-size 32 --max-new-tokens 72"
+mkdir -p "$R"
+step() {  # step NAME OUTPUT CMD...: run CMD unless OUTPUT exists, timing it into NAME.log
+  local name=$1 out=$2; shift 2
+  if [ -e "$out" ]; then echo "skip $name ($out exists)"; return; fi
+  echo "$(date -u +%FT%TZ) start $name"
+  /usr/bin/time -f "$name wall %e s, peak RSS %M KB" "$@" > "$R/$name.log" 2>&1 || { tail -20 "$R/$name.log"; exit 1; }
+  tail -1 "$R/$name.log"
+}
+step eval-base "$R/eval-base.json" $T eval --teacher smollm2 --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-base.json"
+step dapt "$R/dapt/teacher.json" $T dapt --out "$R/dapt" --max-tokens "${DAPT_TOKENS:-100000}" --batch-size 8
+step eval-dapt "$R/eval-dapt.json" $T eval --teacher "$R/dapt" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dapt.json"
+step sft "$R/sft/teacher.json" $T sft --teacher "$R/dapt" --out "$R/sft" --seeds attributes \
+    --n-examples "${SFT_EXAMPLES:-1200}" --batch-size 8
+step eval-sft "$R/eval-sft.json" $T eval --teacher "$R/sft" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft.json"
+step reward "$R/samples.jsonl" $T reward --teacher "$R/sft" --out "$R/samples.jsonl" \
+    --n-pairs "${DPO_PAIRS:-240}" --samples-per-pair 4 $GEN
+step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4
+step eval-dpo "$R/eval-dpo.json" $T eval --teacher "$R/dpo" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo.json"
+echo "$(date -u +%FT%TZ) teacher done; annotate with:"
+echo "relevance annotate --teacher $R/dpo --split pool --batch-size 32 --out artifacts/annotations/pool.jsonl"
