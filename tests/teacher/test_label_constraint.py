@@ -61,3 +61,59 @@ def test_constrained_generation_always_ends_with_a_parsable_label(sft_teacher, c
             assert parsed.ok and completion.text.rstrip().splitlines()[-1].startswith("Label:"), completion.text
             assert completion.probs is not None and abs(sum(completion.probs.values()) - 1) < 1e-5
     assert reached >= len(pairs) // 2, f"only {reached} of {len(pairs)} outputs reached the label line"
+
+
+def test_fit_label_bias_undoes_a_skewed_prior():
+    import numpy as np
+
+    from training.teacher.calibrate import fit_label_bias, macro_f1
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["irrelevant", "partial", "exact"], size=300, p=[0.2, 0.4, 0.4])
+    signal = np.eye(3)[[("irrelevant", "partial", "exact").index(lbl) for lbl in labels]]
+    logits = 1.5 * signal + rng.normal(0, 0.5, (300, 3)) + np.array([0.0, 0.0, 2.0])  # a strong 'exact' prior
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    truth = np.array([("irrelevant", "partial", "exact").index(lbl) for lbl in labels])
+    bias = fit_label_bias(probs, list(labels), span=4.0, step=0.25)
+    assert bias["exact"] == 0.0 and bias["irrelevant"] > 1.0 and bias["partial"] > 1.0
+    shifted = (np.log(probs) + np.array([bias[k] for k in ("irrelevant", "partial", "exact")])).argmax(1)
+    assert macro_f1(shifted, truth) > macro_f1(probs.argmax(1), truth) + 0.2
+    assert macro_f1(truth, truth) == 1.0
+
+
+def test_label_bias_shifts_the_constrained_label_and_its_probability(tokenizer):
+    from training.teacher.generation import LabelConstraint, LabelTokens
+
+    tokens = LabelTokens(tokenizer)
+    prompt = tokenizer.encode("Search: drill", add_special_tokens=False)
+    chain = tokenizer.encode("Accessory: no\nLabel:", add_special_tokens=False)
+    scores = torch.zeros(1, len(tokenizer))
+    ids = tokens.variants[0]
+    scores[0, ids["exact"]] = 2.0
+    plain = LabelConstraint(tokenizer, tokens, [tokenizer.eos_token_id], len(prompt))
+    biased = LabelConstraint(tokenizer, tokens, [tokenizer.eos_token_id], len(prompt), {"partial": 3.0})
+    seq = torch.tensor([prompt + chain])
+    assert int(plain(seq, scores.clone()).argmax()) == ids["exact"]
+    assert int(biased(seq, scores.clone()).argmax()) == ids["partial"]
+
+
+def test_calibrate_writes_a_spec_with_the_bias_that_the_backend_loads(sft_teacher, catalog_jsonl, tmp_path):
+    import json
+
+    from training.teacher.calibrate import calibrate
+    from training.teacher.config import CalibrateConfig, GenerationSettings
+    from training.teacher.generation import LocalBackend
+    from tests.teacher.conftest import TEXT_FIELDS
+
+    out = calibrate(CalibrateConfig(teacher=str(sft_teacher), data=str(catalog_jsonl), split="train", n_pairs=24,
+                                    out=str(tmp_path / "cal"), text_fields=TEXT_FIELDS, step=0.5,
+                                    generation=GenerationSettings(max_new_tokens=96, batch_size=8)))
+    spec, run = json.loads((out / "teacher.json").read_text()), json.loads((out / "run.json").read_text())
+    assert spec["steps"][-1] == "calibrate" and spec["label_bias"] == run["label_bias"]
+    assert run["macro_f1_after"] >= run["macro_f1_before"]
+    backend = LocalBackend.from_teacher(str(out))
+    assert backend.label_bias == run["label_bias"]
+    with pytest.raises(ValueError, match="already calibrated"):
+        calibrate(CalibrateConfig(teacher=str(out), data=str(catalog_jsonl), split="train", out=str(tmp_path / "x")))
+    with pytest.raises(ValueError, match="evaluation split"):
+        CalibrateConfig(split="test")

@@ -18,6 +18,7 @@ from training.teacher.config import (
     DEFAULT_TEACHER,
     AnnotateConfig,
     BootstrapConfig,
+    CalibrateConfig,
     DaptConfig,
     GenerationSettings,
     HttpBackendConfig,
@@ -247,6 +248,30 @@ def dpo(
                                            logging_steps),
                            samples=samples, sampling=sampling, min_margin=min_margin, beta=beta, max_length=max_length)
     _done(train_dpo(cfg))
+
+
+@teacher_app.command()
+def calibrate(
+    teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option(help="output teacher folder (teacher.json with label_bias)")] = Path(
+        "runs/teacher/calibrated"),
+    split: Annotated[str, typer.Option(help="human-labelled split to fit on (never dev/test/pool)")] = "teacher_train",
+    n_pairs: Annotated[int, typer.Option(help="seeded random pairs, natural label mix")] = 400,
+    text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
+    max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16",
+) -> None:
+    """Fit per-label logit offsets that maximise macro-F1 on labelled pairs (undoes the teacher's label prior)."""
+    from training.teacher.calibrate import calibrate as run_calibrate
+
+    _logging()
+    cfg = CalibrateConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
+                          text_fields=_fields(text_fields), seed=seed, threads=threads, dtype=dtype,
+                          generation=GenerationSettings(max_new_tokens, batch_size))
+    folder = run_calibrate(cfg)
+    run = json.loads((folder / "run.json").read_text())
+    typer.echo(f"calibrate: teacher {run['teacher']['version']} at {folder}; label bias {run['label_bias']}; "
+               f"macro-F1 on {run['with_probs']} {split} pairs {run['macro_f1_before']:.4f} -> "
+               f"{run['macro_f1_after']:.4f}; predicted {run['predicted_after']}")
 
 
 @teacher_app.command("eval")

@@ -252,6 +252,25 @@ class TeacherDPOConfig(_TrainBase):
 
 
 @dataclass
+class CalibrateConfig(_StepBase):
+    """Fit per-label logit offsets on labelled teacher-training pairs (see training.teacher.calibrate)."""
+
+    out: str = field(default="runs/teacher/calibrated", metadata={"help": "output teacher folder (teacher.json)"})
+    split: str = field(default="teacher_train", metadata={"help": "human-labelled split to fit on"})
+    n_pairs: int = field(default=400, metadata={"help": "seeded random pairs (natural label mix) to fit on"})
+    span: float = field(default=4.0, metadata={"help": "largest offset tried (in logits)"})
+    step: float = field(default=0.1, metadata={"help": "grid step of the offsets"})
+    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
+    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
+
+    def __post_init__(self) -> None:
+        self.text_fields = tuple(self.text_fields)
+        _check_label_split(self.split, "calibration")
+        if self.n_pairs < 3 or self.span <= 0 or self.step <= 0:
+            raise ValueError("n_pairs >= 3, span > 0 and step > 0 required")
+
+
+@dataclass
 class AnnotateConfig(_StepBase):
     """Label a split with the teacher: resumable, shardable, one JSONL record per pair."""
 

@@ -23,7 +23,8 @@ step sft "$R/sft/teacher.json" $T sft --teacher "$R/dapt" --out "$R/sft" --seeds
 step eval-sft "$R/eval-sft.json" $T eval --teacher "$R/sft" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft.json"
 step reward "$R/samples.jsonl" $T reward --teacher "$R/sft" --out "$R/samples.jsonl" \
     --n-pairs "${DPO_PAIRS:-240}" --samples-per-pair 4 $GEN
-step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4
+step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4 \
+    --lr "${DPO_LR:-1e-4}"  # 2e-5 (the GPU-scale default) barely moves a LoRA adapter in ~50 steps
 step eval-dpo "$R/eval-dpo.json" $T eval --teacher "$R/dpo" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo.json"
 echo "$(date -u +%FT%TZ) teacher done; annotate with:"
 echo "relevance annotate --teacher $R/dpo --split pool --batch-size 32 --out artifacts/annotations/pool.jsonl"

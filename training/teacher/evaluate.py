@@ -86,6 +86,9 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
                "prompt_version": backend.template.version, "split": cfg.split, "seed": cfg.seed,
                "balanced": cfg.balanced, "generate_seconds": round(seconds, 1), "load_seconds": round(load_s, 1),
                "pairs_per_s": round(len(pairs) / seconds, 3) if seconds else None}
+    model = getattr(backend, "model", None)  # local backends: the compression ratio needs the size
+    if model is not None and hasattr(model, "parameters"):
+        result["parameters"] = sum(p.numel() for p in model.parameters())
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -13,6 +13,11 @@ With ``GenerationSettings.constrain_label`` (the default) decoding is grammar-co
 one line the parser is strict about (:class:`LabelConstraint`): right after ``Label:`` only the
 three label words may follow, and after the label word only the end of the output. The label
 probabilities are read from the unconstrained logits, so they are the model's own.
+
+A calibrated teacher (``teacher calibrate``) carries per-label logit offsets ``b`` in its spec:
+``p(c) = softmax_c(logit_c + b_c)``, added at the label step during decoding as well, so the
+generated label is the argmax of the calibrated probabilities and the chain stays consistent
+with it.
 """
 
 from __future__ import annotations
@@ -84,11 +89,14 @@ class LabelConstraint:
     ``Label:`` as the tokenizer writes it at a line start; if that cannot be isolated it stays off.
     """
 
-    def __init__(self, tokenizer, labels: "LabelTokens", eos_ids: list[int], prompt_length: int):
+    def __init__(self, tokenizer, labels: "LabelTokens", eos_ids: list[int], prompt_length: int,
+                 label_bias: dict[str, float] | None = None):
         newline = tokenizer.encode("\n", add_special_tokens=False)
         line = tokenizer.encode("\nLabel:", add_special_tokens=False)
         self.prefix = line[len(newline):] if line[:len(newline)] == newline and len(line) > len(newline) else []
         self.label_ids = sorted(labels.variants[0].values())
+        bias = label_bias or {}
+        self.bias = {tid: bias.get(lbl, 0.0) for lbl, tid in labels.variants[0].items()}
         self.eos_ids, self.prompt_length = eos_ids, prompt_length
 
     def __call__(self, input_ids, scores):
@@ -104,6 +112,8 @@ class LabelConstraint:
             else:
                 continue
             keep = scores[row, allowed].clone()
+            if allowed is self.label_ids:
+                keep += keep.new_tensor([self.bias[t] for t in allowed])
             scores[row] = float("-inf")
             scores[row, allowed] = keep
         return scores
@@ -113,8 +123,9 @@ class LocalBackend:
     """Generate with a Hugging Face causal LM (left padding, batches sorted by prompt length)."""
 
     def __init__(self, model, tokenizer, name: str, version: str, template: PromptTemplate | None = None,
-                 settings: GenerationSettings | None = None):
+                 settings: GenerationSettings | None = None, label_bias: dict[str, float] | None = None):
         self.model, self.tokenizer = model, tokenizer
+        self.label_bias = {lbl: float((label_bias or {}).get(lbl, 0.0)) for lbl in LABELS}
         self.name, self.version = name, version
         self.template = template or PromptTemplate()
         self.settings = settings or GenerationSettings()
@@ -128,7 +139,7 @@ class LocalBackend:
         from training.teacher.model import load_teacher
 
         model, tokenizer, spec = load_teacher(path, dtype=dtype, threads=threads)
-        return cls(model, tokenizer, spec.name, spec.version, template, settings)
+        return cls(model, tokenizer, spec.name, spec.version, template, settings, spec.label_bias)
 
     def prompts(self, pairs: Sequence[Pair], hints: Sequence[str | None] | None = None) -> list[str]:
         hints = hints or [None] * len(pairs)
@@ -161,7 +172,7 @@ class LocalBackend:
             from transformers import LogitsProcessorList
 
             kwargs["logits_processor"] = LogitsProcessorList(
-                [LabelConstraint(tok, self.labels, self.eos_ids, enc["input_ids"].shape[1])])
+                [LabelConstraint(tok, self.labels, self.eos_ids, enc["input_ids"].shape[1], self.label_bias)])
         kwargs |= dict(temperature=self.settings.temperature, top_p=self.settings.top_p) if sample else \
             dict(temperature=None, top_p=None, top_k=None)
         with torch.no_grad():
@@ -178,7 +189,7 @@ class LocalBackend:
                 if step is not None:
                     variant = self.labels.lookup[ids[step]]
                     logits = res.logits[step][row].float()
-                    probs = softmax({lbl: float(logits[t]) for lbl, t in variant.items()})
+                    probs = self.label_probs(logits, variant)
                 else:
                     parsed = parse_output(text)
                     if parsed.ok and parsed.label_end is not None:
@@ -207,8 +218,11 @@ class LocalBackend:
         device = next(self.model.parameters()).device
         with torch.no_grad():
             logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits[:, -1].float()
-        ids = self.labels.variants[0]
-        return [softmax({lbl: float(row[t]) for lbl, t in ids.items()}) for row in logits]
+        return [self.label_probs(row, self.labels.variants[0]) for row in logits]
+
+    def label_probs(self, logits, token_ids: dict[str, int]) -> dict[str, float]:
+        """``softmax(logit + bias)`` over the label words' first tokens (bias: the teacher's calibration)."""
+        return softmax({lbl: float(logits[t]) + self.label_bias[lbl] for lbl, t in token_ids.items()})
 
 
 def _as_list(x) -> list:

@@ -52,6 +52,9 @@ class TeacherSpec:
     adapters: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     prompt_version: str = PROMPT_VERSION
+    # per-label logit offsets added at the label step (``teacher calibrate``); tied to these weights,
+    # so a spec extended with a new adapter starts without one
+    label_bias: dict[str, float] = field(default_factory=dict)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -60,18 +63,22 @@ class TeacherSpec:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
 
-    def extend(self, root: str | Path, folder: str | Path, adapter: str | Path, step: str) -> "TeacherSpec":
-        """This teacher (whose relative paths start at ``root``) plus one more adapter, saved in ``folder``."""
+    def extend(self, root: str | Path, folder: str | Path, adapter: str | Path | None, step: str,
+               label_bias: dict[str, float] | None = None) -> "TeacherSpec":
+        """This teacher (whose relative paths start at ``root``) after one more step, to be saved in
+        ``folder``: plus ``adapter`` if the step trained one, with ``label_bias`` if it calibrated."""
         root, folder = Path(root).resolve(), Path(folder).resolve()
         steps = self.steps + [step]
         base = self.base if not _is_path(self.base) else os.path.relpath((root / self.base).resolve(), folder)
-        adapters = [(root / a).resolve() for a in self.adapters] + [Path(adapter).resolve()]
+        adapters = [(root / a).resolve() for a in self.adapters] + ([Path(adapter).resolve()] if adapter else [])
         return TeacherSpec(
             name=self.name,
             version="+".join(steps) + "@" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
             base=base,
             adapters=[os.path.relpath(a, folder) for a in adapters],
             steps=steps,
+            prompt_version=self.prompt_version,
+            label_bias=dict(label_bias or {}),
         )
 
 
