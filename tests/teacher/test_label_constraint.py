@@ -94,7 +94,10 @@ def test_label_bias_shifts_the_constrained_label_and_its_probability(tokenizer):
     biased = LabelConstraint(tokenizer, tokens, [tokenizer.eos_token_id], len(prompt), {"partial": 3.0})
     seq = torch.tensor([prompt + chain])
     assert int(plain(seq, scores.clone()).argmax()) == ids["exact"]
-    assert int(biased(seq, scores.clone()).argmax()) == ids["partial"]
+    raw = scores.clone()
+    assert int(biased(seq, raw).argmax()) == ids["partial"]
+    # generate() stores the tensor it passes in as the raw logits the probabilities are read from
+    assert torch.equal(raw, scores), "the constraint must not change its input in place"
 
 
 def test_calibrate_writes_a_spec_with_the_bias_that_the_backend_loads(sft_teacher, catalog_jsonl, tmp_path):

@@ -26,5 +26,17 @@ step reward "$R/samples.jsonl" $T reward --teacher "$R/sft" --out "$R/samples.js
 step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4 \
     --lr "${DPO_LR:-1e-4}"  # 2e-5 (the GPU-scale default) barely moves a LoRA adapter in ~50 steps
 step eval-dpo "$R/eval-dpo.json" $T eval --teacher "$R/dpo" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo.json"
-echo "$(date -u +%FT%TZ) teacher done; annotate with:"
-echo "relevance annotate --teacher $R/dpo --split pool --batch-size 32 --out artifacts/annotations/pool.jsonl"
+# label calibration of both candidates on teacher_train; the one with the higher teacher_train
+# macro-F1 after calibration (run.json: macro_f1_after) annotates -- chosen without test labels
+step calibrate "$R/calibrated/teacher.json" $T calibrate --teacher "$R/dpo" --out "$R/calibrated" --n-pairs 400 --batch-size 32
+step eval-calibrated "$R/eval-calibrated.json" $T eval --teacher "$R/calibrated" --split test --n-pairs "$N_EVAL" $GEN \
+    --out "$R/eval-calibrated.json"
+step calibrate-sft "$R/sft-calibrated/teacher.json" $T calibrate --teacher "$R/sft" --out "$R/sft-calibrated" \
+    --n-pairs 400 --batch-size 32
+step eval-sft-calibrated "$R/eval-sft-calibrated.json" $T eval --teacher "$R/sft-calibrated" --split test \
+    --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft-calibrated.json"
+best=$(python -c "import json,sys; print(max(sys.argv[1:], key=lambda t: json.load(open(t + '/run.json'))['macro_f1_after']))" \
+    "$R/calibrated" "$R/sft-calibrated")
+echo "$(date -u +%FT%TZ) teacher done; annotating teacher (best teacher_train macro-F1 after calibration): $best"
+step annotate "$R/annotate.done" bash -c "relevance annotate --teacher $best --split pool --limit ${ANNOTATE:-5050} \
+    --batch-size 32 --out artifacts/annotations/pool.jsonl && touch $R/annotate.done"

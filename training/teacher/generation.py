@@ -104,6 +104,9 @@ class LabelConstraint:
         if not k or not self.eos_ids:
             return scores
         generated = input_ids[:, self.prompt_length:].tolist()
+        # never in place: generate() keeps this very tensor as the step's raw logits (output_logits),
+        # which the label probabilities are read from
+        scores = scores.clone()
         for row, ids in enumerate(generated):
             if ids[-k:] == self.prefix:
                 allowed = self.label_ids
