@@ -26,32 +26,31 @@ import numpy as np
 
 from relevance.data import load_pairs
 from relevance.labels import LABELS
+from relevance.metrics import confusion, f1_per_class
 from training.teacher.config import CalibrateConfig
 from training.teacher.sampling import sample_pairs
 
 log = logging.getLogger(__name__)
 
 
-def macro_f1(pred: np.ndarray, truth: np.ndarray, n_classes: int = len(LABELS)) -> float:
-    """Unweighted mean F1 over classes (a class absent from both gets F1 0, as in the reports)."""
-    f1 = []
-    for c in range(n_classes):
-        tp = np.sum((pred == c) & (truth == c))
-        denom = np.sum(pred == c) + np.sum(truth == c)
-        f1.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f1))
+def macro_f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Unweighted mean F1 over the labels, as in every report (:mod:`relevance.metrics`)."""
+    return float(f1_per_class(confusion(truth, pred)).mean())
+
+
+def shifted_labels(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Label indices ``argmax_c(log p_c + b_c)``."""
+    return (np.log(np.clip(probs, 1e-9, 1.0)) + bias).argmax(1)
 
 
 def fit_label_bias(probs: np.ndarray, labels: Sequence[str], span: float = 4.0, step: float = 0.1) -> dict[str, float]:
     """Offsets in ``[-span, span]`` (last label fixed at 0) maximising macro-F1 of the shifted argmax."""
     truth = np.array([LABELS.index(lbl) for lbl in labels])
-    logp = np.log(np.clip(probs, 1e-9, 1.0))
     grid = np.round(np.arange(-span, span + step / 2, step), 6)
     best, best_key = None, None
     for offsets in itertools.product(grid, repeat=len(LABELS) - 1):
         bias = np.array([*offsets, 0.0])
-        score = macro_f1((logp + bias).argmax(1), truth)
-        key = (round(score, 10), -float(np.abs(bias).sum()))
+        key = (round(macro_f1(shifted_labels(probs, bias), truth), 10), -float(np.abs(bias).sum()))
         if best_key is None or key > best_key:
             best, best_key = bias, key
     return {lbl: float(b) for lbl, b in zip(LABELS, best)}
@@ -64,7 +63,7 @@ def calibrate(cfg: CalibrateConfig, backend=None) -> Path:
     spec, root = read_spec(cfg.teacher)
     if spec.label_bias:
         raise ValueError(f"{cfg.teacher} is already calibrated; calibrate the teacher it was made from")
-    pairs = [p for p in sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed)]
+    pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed)
     if backend is None:
         from training.teacher.generation import LocalBackend
 
@@ -79,14 +78,14 @@ def calibrate(cfg: CalibrateConfig, backend=None) -> Path:
     labels = [p.label for p, _ in usable]
     bias = fit_label_bias(probs, labels, cfg.span, cfg.step)
     truth = np.array([LABELS.index(lbl) for lbl in labels])
-    shifted = (np.log(np.clip(probs, 1e-9, 1)) + np.array([bias[lbl] for lbl in LABELS])).argmax(1)
+    before, shifted = probs.argmax(1), shifted_labels(probs, np.array([bias[lbl] for lbl in LABELS]))
     out = Path(cfg.out)
     calibrated = spec.extend(root, out, None, "calibrate", label_bias=bias)
     calibrated.save(out)
     record = {"step": "calibrate", "teacher": calibrated.__dict__, "config": cfg.to_json(), "label_bias": bias,
               "pairs": len(pairs), "with_probs": len(usable),
-              "macro_f1_before": macro_f1(probs.argmax(1), truth), "macro_f1_after": macro_f1(shifted, truth),
-              "predicted_before": {lbl: int((probs.argmax(1) == i).sum()) for i, lbl in enumerate(LABELS)},
+              "macro_f1_before": macro_f1(before, truth), "macro_f1_after": macro_f1(shifted, truth),
+              "predicted_before": {lbl: int((before == i).sum()) for i, lbl in enumerate(LABELS)},
               "predicted_after": {lbl: int((shifted == i).sum()) for i, lbl in enumerate(LABELS)},
               "seconds": round(time.perf_counter() - started, 1)}
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")

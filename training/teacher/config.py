@@ -90,9 +90,25 @@ class _StepBase:
 
         return PromptTemplate(version=self.prompt_version or PROMPT_VERSION, text_fields=self.text_fields)
 
+    def __post_init__(self) -> None:
+        self.text_fields = tuple(self.text_fields)
+
     def to_json(self) -> dict:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+@dataclass
+class _GenerateBase(_StepBase):
+    """A step that generates with the teacher: decoding settings and the weights' dtype."""
+
+    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
+    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.generation, dict):
+            self.generation = GenerationSettings(**self.generation)
 
 
 @dataclass
@@ -112,7 +128,7 @@ class _TrainBase(_StepBase):
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
 
     def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
+        super().__post_init__()
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
         if self.batch_size < 1 or self.grad_accum < 1 or self.lr <= 0:
@@ -170,7 +186,7 @@ class TeacherSFTConfig(_TrainBase):
 
 
 @dataclass
-class BootstrapConfig(_StepBase):
+class BootstrapConfig(_GenerateBase):
     """Seed-chain source (a): the teacher's own chains by rejection sampling and rationalisation."""
 
     out: str = field(default="runs/teacher/seeds-bootstrap.jsonl", metadata={"help": "seeds JSONL to write"})
@@ -178,11 +194,9 @@ class BootstrapConfig(_StepBase):
     n_pairs: int = field(default=3000, metadata={"help": "pairs to bootstrap (class-balanced draw)"})
     samples_per_pair: int = field(default=4, metadata={"help": "sampled chains per pair for rejection sampling"})
     rationalise: bool = field(default=True, metadata={"help": "retry unmatched pairs with the human label as hint"})
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
 
     def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
+        super().__post_init__()
         _check_label_split(self.split, "bootstrapping")
 
 
@@ -204,23 +218,20 @@ class RewardWeights:
 
 
 @dataclass
-class RewardSampleConfig(_StepBase):
+class RewardSampleConfig(_GenerateBase):
     """Sample outputs of a teacher on labelled pairs and score each on every reward dimension."""
 
     out: str = field(default="runs/teacher/samples.jsonl", metadata={"help": "scored samples (JSONL) to write"})
     split: str = field(default="teacher_train", metadata={"help": "labelled split to sample on"})
     n_pairs: int = field(default=500, metadata={"help": "pairs to sample (class-balanced)"})
     samples_per_pair: int = field(default=4, metadata={"help": "sampled outputs per pair"})
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
     weights: RewardWeights = field(default_factory=RewardWeights, metadata={"help": "reward weights"})
     max_chars: int = field(default=400, metadata={"help": "format dimension: longest chain without penalty"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
 
     def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
-        for name, cls in (("generation", GenerationSettings), ("weights", RewardWeights)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, cls(**getattr(self, name)))
+        super().__post_init__()
+        if isinstance(self.weights, dict):
+            self.weights = RewardWeights(**self.weights)
         _check_label_split(self.split, "reward sampling for DPO")
         if self.samples_per_pair < 2:
             raise ValueError("samples_per_pair must be >= 2 to form chosen/rejected pairs")
@@ -252,7 +263,7 @@ class TeacherDPOConfig(_TrainBase):
 
 
 @dataclass
-class CalibrateConfig(_StepBase):
+class CalibrateConfig(_GenerateBase):
     """Fit per-label logit offsets on labelled teacher-training pairs (see training.teacher.calibrate)."""
 
     out: str = field(default="runs/teacher/calibrated", metadata={"help": "output teacher folder (teacher.json)"})
@@ -260,18 +271,16 @@ class CalibrateConfig(_StepBase):
     n_pairs: int = field(default=400, metadata={"help": "seeded random pairs (natural label mix) to fit on"})
     span: float = field(default=4.0, metadata={"help": "largest offset tried (in logits)"})
     step: float = field(default=0.1, metadata={"help": "grid step of the offsets"})
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
 
     def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
+        super().__post_init__()
         _check_label_split(self.split, "calibration")
         if self.n_pairs < 3 or self.span <= 0 or self.step <= 0:
             raise ValueError("n_pairs >= 3, span > 0 and step > 0 required")
 
 
 @dataclass
-class AnnotateConfig(_StepBase):
+class AnnotateConfig(_GenerateBase):
     """Label a split with the teacher: resumable, shardable, one JSONL record per pair."""
 
     out: str = field(default="artifacts/annotations/pool.jsonl", metadata={"help": "annotation JSONL to append to"})
@@ -279,18 +288,16 @@ class AnnotateConfig(_StepBase):
     shard: str = field(default="0/1", metadata={"help": "'i/n': annotate only shard i of n (by a hash of the id)"})
     limit: int = field(default=0, metadata={"help": "annotate at most N pairs of this shard (0 = all)"})
     retries: int = field(default=2, metadata={"help": "sampled retries of a malformed output before 'failed'"})
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
 
     def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
+        super().__post_init__()
         shard_index(self.shard)
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
 
 
 @dataclass
-class TeacherEvalConfig(_StepBase):
+class TeacherEvalConfig(_GenerateBase):
     """Measure a teacher on a labelled split."""
 
     out: str = field(default="", metadata={"help": "write the metrics JSON here ('' = print only)"})
@@ -298,12 +305,7 @@ class TeacherEvalConfig(_StepBase):
     split: str = field(default="test", metadata={"help": "split to evaluate"})
     n_pairs: int = field(default=300, metadata={"help": "evaluate a seeded random sample of N pairs (0 = all)"})
     balanced: bool = field(default=False, metadata={"help": "sample the same number of pairs per label"})
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
     weights: RewardWeights = field(default_factory=RewardWeights, metadata={"help": "reward weights"})
-    dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
-
-    def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
 
 
 def shard_index(spec: str) -> tuple[int, int]:

@@ -96,27 +96,35 @@ class LabelConstraint:
         self.prefix = line[len(newline):] if line[:len(newline)] == newline and len(line) > len(newline) else []
         self.label_ids = sorted(labels.variants[0].values())
         bias = label_bias or {}
-        self.bias = {tid: bias.get(lbl, 0.0) for lbl, tid in labels.variants[0].items()}
+        by_id = {tid: bias.get(lbl, 0.0) for lbl, tid in labels.variants[0].items()}
+        self.bias = [by_id[t] for t in self.label_ids]
         self.eos_ids, self.prompt_length = eos_ids, prompt_length
+
+    def _allowed(self, ids: list[int]) -> list[int] | None:
+        """What may follow the generated ``ids``: the label tokens, EOS, or anything (None)."""
+        k = len(self.prefix)
+        if ids[-k:] == self.prefix:
+            return self.label_ids
+        if len(ids) > k and ids[-k - 1:-1] == self.prefix and ids[-1] in self.label_ids:
+            return self.eos_ids
+        return None
 
     def __call__(self, input_ids, scores):
         k = len(self.prefix)
         if not k or not self.eos_ids:
             return scores
-        generated = input_ids[:, self.prompt_length:].tolist()
+        start = max(self.prompt_length, input_ids.shape[1] - k - 1)  # only the tail can match
+        masks = [(row, allowed) for row, ids in enumerate(input_ids[:, start:].tolist())
+                 if (allowed := self._allowed(ids)) is not None]
+        if not masks:
+            return scores
         # never in place: generate() keeps this very tensor as the step's raw logits (output_logits),
         # which the label probabilities are read from
         scores = scores.clone()
-        for row, ids in enumerate(generated):
-            if ids[-k:] == self.prefix:
-                allowed = self.label_ids
-            elif len(ids) > k and ids[-k - 1:-1] == self.prefix and ids[-1] in self.label_ids:
-                allowed = self.eos_ids
-            else:
-                continue
+        for row, allowed in masks:
             keep = scores[row, allowed].clone()
             if allowed is self.label_ids:
-                keep += keep.new_tensor([self.bias[t] for t in allowed])
+                keep += keep.new_tensor(self.bias)
             scores[row] = float("-inf")
             scores[row, allowed] = keep
         return scores

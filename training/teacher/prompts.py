@@ -42,9 +42,9 @@ DIMENSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 LINE_NAMES: tuple[str, ...] = ("Wants",) + tuple(name for _, name, _ in DIMENSIONS) + ("Label",)
 
-# Rater guidance in our own words (chain-v1's system text). The teacher learns the scale from SFT;
-# prompting with it costs ~200 prompt tokens per pair, which dominated generation and SFT time on CPU
-# (prefill is ~80% of a pair's compute), so chain-v2 prompts with the short SYSTEM below instead.
+# Rater guidance in our own words (chain-v1's system text). The teacher learns the scale from SFT, and
+# the guidance costs ~200 more tokens in every SFT example and every prompt, so chain-v2 prompts with
+# the short SYSTEM below instead.
 GUIDELINES = (
     "Rate how well a home-improvement product matches a shopper's search. Compare product type and "
     "function, brand, material and specifications, size and colour, and check whether the product is only "
