@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
@@ -38,15 +39,23 @@ def fuse_bert(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
     return stats
 
 
-def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embeddings: bool = True) -> Path:
-    """INT8 graph for CPU: block-wise 8-bit weights on every MatMul, int8 embedding tables.
+def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embeddings: bool = True,
+                  per_tensor_nodes: Sequence[str] = ()) -> Path:
+    """INT8 graph for CPU: 8-bit weights on every MatMul, int8 embedding tables.
 
-    Why not plain ``quantize_dynamic``: its per-tensor activation scales flip a few percent of the
-    Home Depot student's dev labels (the parity gate wants >= 99% agreement), because activation
-    outliers cannot be resolved by one scale per tensor; block-wise scales (``MatMulNBits``, 8 bits,
-    blocks of 32, int8 compute) pass at the same size (~25 MB for MiniLM-L6, a quarter of fp32).
-    ``python -m export.quant_sweep`` measures the alternatives (docs/student.md). Embedding tables, the largest tensors, are stored as
-    int8 through ``QEmbedLayerNormalization``; the attention core (softmax(QK^T)V) stays fp32.
+    Two kernels, chosen per MatMul:
+
+    * block-wise (``MatMulNBits``, 8 bits, blocks of ``block_size`` input channels, int8 compute):
+      the activations get one scale per block at run time, so activation outliers cost little
+      accuracy, but the kernel is slow on x86 (1.16x fp32 on the Home Depot student);
+    * per-tensor (``quantize_dynamic``: per-channel int8 weights, one activation scale per tensor,
+      ``MatMulInteger``): 2.3x fp32, but a few outlier-heavy MatMuls flip labels (all of them
+      per-tensor: 96% dev agreement, below the 99% gate).
+
+    ``per_tensor_nodes`` names the MatMuls that take the fast kernel (the rest stay block-wise);
+    :mod:`export.mixed_precision` picks them by measured sensitivity. Embedding tables, the largest
+    tensors, are stored as int8 through ``QEmbedLayerNormalization``; the attention core
+    (softmax(QK^T)V) stays fp32. ``python -m export.quant_sweep`` measures the schemes (docs/student.md).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import (
@@ -54,27 +63,37 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
         MatMulNBitsQuantizer,
     )
 
+    per_tensor = list(per_tensor_nodes)
     config = DefaultWeightOnlyQuantConfig(
         block_size=block_size, is_symmetric=True, accuracy_level=INT8_ACCURACY_LEVEL, bits=8
     )
     quantizer = MatMulNBitsQuantizer(
         onnx.load(str(src)), bits=8, block_size=block_size, is_symmetric=True,
-        accuracy_level=INT8_ACCURACY_LEVEL, algo_config=config,
+        accuracy_level=INT8_ACCURACY_LEVEL, nodes_to_exclude=per_tensor, algo_config=config,
     )
     quantizer.process()
     weights_only = dst.with_suffix(".matmul.onnx")
     quantizer.model.save_model_to_file(str(weights_only), use_external_data_format=False)
-    if not embeddings:
+    dynamic = per_tensor + ([n.name for n in quantizer.model.model.graph.node
+                             if n.op_type == "EmbedLayerNormalization"] if embeddings else [])
+    if not dynamic:
         weights_only.rename(dst)
         return dst
     # Shape inference does not know the fused contrib ops' outputs; they are all fp32 activations.
     quantize_dynamic(
         str(weights_only), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-        op_types_to_quantize=["EmbedLayerNormalization"],
+        op_types_to_quantize=["MatMul", "EmbedLayerNormalization"], nodes_to_quantize=dynamic,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     weights_only.unlink()
     return dst
+
+
+def weight_matmuls(graph: Path) -> list[str]:
+    """Names of the MatMuls whose second input is a weight (the ones quantisation can reach), in graph order."""
+    model = onnx.load(str(graph))
+    weights = {t.name for t in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
 
 
 def convert_fp16(src: Path, dst: Path) -> Path:

@@ -7,6 +7,7 @@ passes, so a failed export never leaves a half-written bundle where the service 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -15,16 +16,28 @@ from pathlib import Path
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.bundle.writer import write_manifest
-from relevance.data import load_pairs
+from relevance.data import Pair, load_pairs
 from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
 from service.model import BundleModel
 
 from export.onnx_graph import DEFAULT_OPSET, export_onnx
+from export.mixed_precision import calibration_batches, plan_mixed
 from export.optimize import convert_fp16, fuse_bert, quantize_int8
 from export.evaluate import evaluate_bundle_model
 from export.parity import ParityLimits, check, compare_int8, fp32_logit_diff
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+INT8_SCHEMES = ("blockwise", "mixed")
+
+
+def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair], max_loss: float) -> dict:
+    """Write the INT8 graph; returns how it was built (for the manifest's ``quantization``)."""
+    if scheme == "blockwise":
+        quantize_int8(fp32.bundle.graph_path("fp32"), dst)
+        return {"scheme": "blockwise"}
+    plan = plan_mixed(fp32.bundle.graph_path("fp32"), calibration_batches(fp32, calibration), max_loss)
+    quantize_int8(fp32.bundle.graph_path("fp32"), dst, per_tensor_nodes=plan.per_tensor_nodes)
+    return {**plan.to_json(), "calibration_pairs": len(calibration)}
 
 
 def _student_meta(checkpoint: Path) -> dict:
@@ -46,12 +59,20 @@ def export_bundle(
     limits: ParityLimits = ParityLimits(),
     opset: int = DEFAULT_OPSET,
     ship: tuple[str, ...] | None = None,
+    int8_scheme: str = "blockwise",
+    calibration_split: str = "teacher_train",
+    calibration_pairs: int = 1024,
+    calibration_max_loss: float = 0.002,
 ) -> Path:
     """Export ``checkpoint`` to the bundle folder ``out`` and return it.
 
     ``ship`` lists the precisions kept in the final bundle (default: all exported). The fp32 graph is
     always built because it is the parity reference, but a CPU bundle can ship INT8 alone (a quarter
     of the size); the manifest still records the fp32 parity numbers.
+
+    ``int8_scheme``: ``blockwise`` (every MatMul block-wise 8-bit) or ``mixed`` (the MatMuls that
+    tolerate it take the ~2x faster per-tensor kernel, chosen on ``calibration_pairs`` seeded pairs of
+    ``calibration_split`` by :func:`export.mixed_precision.plan_mixed`; dev stays the gate's).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -59,6 +80,8 @@ def export_bundle(
     if "fp32" not in precisions:
         raise ValueError("the fp32 graph is always exported: it is the parity reference")
     ship = tuple(ship or precisions)
+    if int8_scheme not in INT8_SCHEMES:
+        raise ValueError(f"int8_scheme must be one of {INT8_SCHEMES}, got {int8_scheme!r}")
     if default_precision not in ship or not set(ship) <= set(precisions):
         raise ValueError(f"default precision {default_precision} and shipped {ship} must be among {precisions}")
     meta = _student_meta(checkpoint)
@@ -76,13 +99,7 @@ def export_bundle(
             raw, staging / GRAPH_FILES["fp32"], model.config.num_attention_heads, model.config.hidden_size
         )
         raw.unlink()
-        if "int8" in precisions:
-            quantize_int8(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["int8"])
-        if "fp16" in precisions:
-            convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
         AutoTokenizer.from_pretrained(str(checkpoint)).backend_tokenizer.save(str(staging / "tokenizer.json"))
-
-        graphs = [GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions]
         fields = dict(
             name=name,
             version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S"),
@@ -95,6 +112,21 @@ def export_bundle(
             opset=opset,
             source_checkpoint=str(checkpoint),
         )
+        # an fp32-only manifest first, so the fp32 graph can score calibration pairs through the serving path
+        write_manifest(staging, [GraphEntry(path=GRAPH_FILES["fp32"], precision="fp32")], [],
+                       **{**fields, "default_precision": "fp32"})
+        quantization = {}
+        if "int8" in precisions:
+            calibration = []
+            if int8_scheme == "mixed":
+                pool = load_pairs(data, calibration_split)
+                calibration = random.Random(0).sample(pool, min(calibration_pairs, len(pool)))
+            quantization = build_int8(BundleModel.load(load_bundle(staging), "fp32"), staging / GRAPH_FILES["int8"],
+                                      int8_scheme, calibration, calibration_max_loss)
+        if "fp16" in precisions:
+            convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
+        graphs = [GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions]
+        fields["quantization"] = quantization
         write_manifest(staging, graphs, [], **fields)
         bundle = load_bundle(staging)
 

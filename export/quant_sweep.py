@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from export.mixed_precision import Batches, calibration_batches, plan_mixed
 from export.optimize import quantize_int8
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
@@ -44,8 +45,17 @@ def ffn_down_nodes(graph: Path) -> tuple[str, ...]:
                  if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name)
 
 
-def candidates(fp32: Path) -> dict[str, Callable[[Path], Path]]:
+def mixed(fp32: Path, dst: Path, calibration: Batches) -> Path:
+    plan = plan_mixed(fp32, calibration, progress=lambda msg: print(msg, flush=True))
+    print(f"mixed plan: {len(plan.block_wise_nodes)} block-wise: {plan.block_wise_nodes}", flush=True)
+    print(f"mixed plan tried (block-wise count, calibration agreement): {plan.tried}", flush=True)
+    return quantize_int8(fp32, dst, per_tensor_nodes=plan.per_tensor_nodes)
+
+
+def candidates(fp32: Path, calibration: Batches = ()) -> dict[str, Callable[[Path], Path]]:
     return {
+        "mixed: sensitive MatMuls block-wise, the rest per-tensor (`--int8-scheme mixed`)":
+            lambda d: mixed(fp32, d, calibration),
         "quantize_dynamic (per-tensor activations)": lambda d: quantize_dynamic_per_tensor(fp32, d),
         "quantize_dynamic, FFN down-projections fp32": lambda d: quantize_dynamic_per_tensor(fp32, d, ffn_down_nodes(fp32)),
         "MatMulNBits 8-bit, blocks of 32, fp32 embeddings": lambda d: quantize_int8(fp32, d, 32, embeddings=False),
@@ -61,12 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=10, help="timed batches of 32 test pairs (each run 3 times)")
+    parser.add_argument("--calibration-split", default="teacher_train", help="split the mixed scheme plans on")
+    parser.add_argument("--calibration-pairs", type=int, default=1024)
     args = parser.parse_args(argv)
 
     bundle = load_bundle(args.bundle)
     reference = BundleModel.load(bundle, "fp32", intra_op_threads=args.threads)
     try:
         dev, test = load_pairs(args.data, "dev"), load_pairs(args.data, "test")
+        calibration_pool = load_pairs(args.data, args.calibration_split)
     except FileNotFoundError as err:
         print(f"the sweep needs real pairs: {err}", file=sys.stderr)
         return 2
@@ -74,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     dev_examples = encode([p.query for p in dev], [p.service for p in dev])
     order = np.argsort([len(ids) for ids, _ in dev_examples], kind="stable")
     dev_batches = [order[i : i + 64] for i in range(0, len(order), 64)]
+    calibration = calibration_batches(reference, random.Random(0).sample(
+        calibration_pool, min(args.calibration_pairs, len(calibration_pool))))
     rng = random.Random(0)
     timed = [reference.encoder.pad(encode([p.query for p in c], [p.service for p in c]))
              for c in (rng.sample(test, 32) for _ in range(args.batches))]
@@ -93,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_probs, ref_speed = measure(reference.backend)
     rows = [("fp32 (fused)", 1.0, 0.0, ref_speed, fp32_graph.stat().st_size)]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, build) in enumerate(candidates(fp32_graph).items()):
+        for i, (name, build) in enumerate(candidates(fp32_graph, calibration).items()):
             graph = build(Path(tmp) / f"candidate{i}.onnx")
             probs, speed = measure(OnnxBackend(graph, intra_op_threads=args.threads))
             agreement = float((probs.argmax(1) == ref_probs.argmax(1)).mean())

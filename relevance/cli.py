@@ -83,6 +83,16 @@ def export(
     ship: Annotated[Optional[str], typer.Option(
         help="comma-separated precisions kept in the bundle (default: all exported; 'int8' for a small CPU bundle)"
     )] = None,
+    int8_scheme: Annotated[str, typer.Option(
+        help="blockwise: every MatMul block-wise 8-bit (most accurate, slow kernel) | mixed: MatMuls that tolerate "
+             "it take the ~2x faster per-tensor kernel, chosen by measured sensitivity on calibration pairs"
+    )] = "blockwise",
+    calibration_split: Annotated[str, typer.Option(
+        help="split the mixed scheme calibrates on (never the gate's)")] = "teacher_train",
+    calibration_pairs: Annotated[int, typer.Option(help="seeded calibration pairs for the mixed scheme")] = 1024,
+    calibration_max_loss: Annotated[float, typer.Option(
+        help="mixed: most calibration label agreement (vs fp32) the plan may give up against all-block-wise"
+    )] = 0.002,
 ) -> None:
     """Export a checkpoint as a bundle: fused fp32 + INT8 (+ FP16) ONNX, tokenizer, bundle.json; fails on parity."""
     from export.parity import ParityError, ParityLimits
@@ -94,7 +104,9 @@ def export(
         path = export_bundle(checkpoint, out, data, name=name, version=version, precisions=precisions,
                              default_precision=default_precision, dev_split=dev_split,
                              test_split=test_split or None, limits=limits,
-                             ship=tuple(ship.split(",")) if ship else None)
+                             ship=tuple(ship.split(",")) if ship else None, int8_scheme=int8_scheme,
+                             calibration_split=calibration_split, calibration_pairs=calibration_pairs,
+                             calibration_max_loss=calibration_max_loss)
     except ParityError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
@@ -107,6 +119,8 @@ def _print_manifest_summary(path: Path) -> None:
     m = load_bundle(path).manifest
     typer.echo(f"bundle {m.name} {m.version} at {path} (default {m.default_precision})")
     typer.echo("parity: " + json.dumps(m.parity))
+    if m.quantization:
+        typer.echo("int8: " + json.dumps({k: v for k, v in m.quantization.items() if k != "tried"}))
     for split, metrics in m.evaluation.items():
         typer.echo(f"{split}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  "
                    f"NDCG@10 {metrics['ndcg@10']:.4f}  RMSE {metrics.get('rmse', float('nan')):.4f}")

@@ -224,6 +224,16 @@ def hard_label(pair: Pair, cfg: CRSDConfig) -> str:
     return pair.teacher["label"] if cfg.label_source == "teacher" else pair.label
 
 
+def class_mass(targets: torch.Tensor) -> list[float]:
+    """How much of the training signal each class carries: label counts, or for soft targets the summed
+    probabilities. Class weights must come from the targets the loss sees: weighting soft targets by
+    hard-label counts multiplies every pair's (small) mass on a class the teacher almost never picks
+    by that class's huge inverse-frequency weight, and the student learns to predict only that class."""
+    if targets.dtype.is_floating_point:
+        return targets.sum(0).tolist()
+    return torch.bincount(targets, minlength=len(LABELS)).float().tolist()
+
+
 def build_objective(cfg: CRSDConfig, encoder: PairEncoder, template, pairs: list[Pair], class_ratings) -> CRSDObjective:
     """Encode both views, build targets, loss and model (random parts drawn from the current seed)."""
     labels = [hard_label(p, cfg) for p in pairs]
@@ -231,9 +241,9 @@ def build_objective(cfg: CRSDConfig, encoder: PairEncoder, template, pairs: list
         targets = torch.tensor([[p.teacher["probs"][lbl] for lbl in LABELS] for p in pairs], dtype=torch.float)
     else:
         targets = torch.tensor([label_index(lbl) for lbl in labels])
+    counts = class_mass(targets)
     human_ratings = cfg.label_source == "human"
     ratings = torch.tensor([p.rating if human_ratings and p.rating is not None else float("nan") for p in pairs])
-    counts = [labels.count(lbl) for lbl in LABELS]
     supervised = RelevanceLoss(class_weights_from_counts(counts, cfg.class_weighting), class_ratings, cfg.rating_loss_weight)
     loss_fn = CRSDLoss(supervised, cfg.std_ce_weight, cfg.aug_ce_weight, cfg.infonce_weight, cfg.temperature,
                        cfg.symmetric, cfg.kl_weight, cfg.kl_temperature)

@@ -7,7 +7,7 @@ incompatible exporter fails loudly instead of being half-understood.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -86,6 +86,8 @@ class BundleManifest(_Strict):
     source_checkpoint: str
     evaluation: dict[str, dict] = Field(default_factory=dict)
     parity: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    # How the INT8 graph was built (scheme, MatMuls kept block-wise, calibration agreement).
+    quantization: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "BundleManifest":

@@ -7,7 +7,7 @@ import torch
 
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.encoding import PairEncoder
-from training.crsd import PRESETS, CRSDConfig, build_objective, class_ratings_for, training_pairs
+from training.crsd import PRESETS, CRSDConfig, build_objective, class_mass, class_ratings_for, training_pairs
 
 
 def _objective(settings, preset="crsd", **overrides):
@@ -111,3 +111,19 @@ def test_baseline_presets_run_the_standard_view_only(crsd_settings):
     _, _, soft = _objective(crsd_settings, "teacher_soft")
     assert soft.targets.dtype == torch.float and soft.targets.shape[1] == 3
     assert torch.isnan(soft.ratings).all()  # pool's human ratings never reach a distilled student
+
+
+def test_class_weights_follow_the_targets_the_loss_sees():
+    hard = torch.tensor([1, 1, 1, 2, 2, 0])
+    assert class_mass(hard) == [1.0, 3.0, 2.0]
+    # the teacher almost never *picks* class 0 but gives it 20% mass on every pair: the soft run's
+    # weights must see 20%, not the hard count of zero (which made the student predict only class 0)
+    soft = torch.tensor([[0.2, 0.5, 0.3]] * 4)
+    assert class_mass(soft) == pytest.approx([0.8, 2.0, 1.2])
+
+
+def test_soft_run_weights_come_from_probability_mass(crsd_settings):
+    _, _, soft = _objective(crsd_settings, "teacher_soft", class_weighting="sqrt_inverse")
+    mass = soft.targets.sum(0)
+    expected = (1 / (mass / mass.sum()).sqrt())
+    assert torch.allclose(soft.loss_fn.supervised.class_weights, expected / expected.mean(), atol=1e-5)
