@@ -92,6 +92,9 @@ def test_bootstrap_seeds_rejection_then_rationalisation():
     assert by_id["0"].source == REJECTION and by_id["1"].source == RATIONALISED
     assert "3" not in by_id and stats["dropped"] == 1
     assert all(s.chain.endswith(f"Label: {s.label}") for s in seeds)
+    # a stronger seed-writer LLM's chains never carry the teacher's tag
+    written, _ = bootstrap_seeds(Fake(), pairs, k=0, writer="llm:qwen")
+    assert {s.source for s in written} == {"llm:qwen:rationalised"} and len(written) == 3
 
 
 def test_bootstrap_and_sft_from_a_seeds_file(tmp_path, sft_teacher, catalog_jsonl):
@@ -114,6 +117,13 @@ def test_bootstrap_and_sft_from_a_seeds_file(tmp_path, sft_teacher, catalog_json
                            n_examples=10, class_balance=False)
     chosen, chosen_seeds = select_seeds(cfg, load_pairs(catalog_jsonl, "train"))
     assert {p.id for p in chosen} <= {s.id for s in seeds} and all(s.label == p.label for p, s in zip(chosen, chosen_seeds))
+    # program chains for exactly the pairs another source covered: a same-pairs comparison of seed sources
+    same = TeacherSFTConfig(data=str(catalog_jsonl), split="train", seeds="attributes", n_examples=0,
+                            same_pairs_as=str(tmp_path / "seeds.jsonl"))
+    program_pairs, program_seeds = select_seeds(same, load_pairs(catalog_jsonl, "train"))
+    assert {p.id for p in program_pairs} == {s.id for s in seeds if s.label == next(
+        p.label for p in load_pairs(catalog_jsonl, "train") if p.id == s.id)}
+    assert all(s.source.startswith("program:") for s in program_seeds)
 
 
 def test_preference_pairs_from_scored_samples():
@@ -131,6 +141,19 @@ def test_preference_pairs_from_scored_samples():
         {"id": "a", "chosen": "good", "rejected": "bad", "margin": 0.8}]
     two = preference_pairs(records, min_margin=0.15, pairs_per_prompt=2)
     assert len(two) == 1  # "a" has 3 distinct outputs: one pair only
+
+
+def test_dpo_rescores_stored_samples_with_the_current_reward():
+    from training.teacher.config import RewardWeights
+    from training.teacher.dpo import rescore
+
+    pair = Pair(id="a", query="q", service={"title": "t"}, label="exact")
+    stale = [{"id": "a", "label": "exact", "samples": [{"text": good_chain("partial"), "reward": {"total": 0.9}}]},
+             {"id": "gone", "label": "exact", "samples": []}]
+    (record,) = rescore(stale, [pair])
+    assert record["samples"][0]["reward"]["label"] == 0.0  # exact-match: 'partial' is wrong for an 'exact' pair
+    (ordinal,) = rescore(stale, [pair], RewardWeights(label_scoring="ordinal"))
+    assert ordinal["samples"][0]["reward"]["label"] == 0.5
 
 
 @pytest.fixture(scope="module")

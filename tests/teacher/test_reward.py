@@ -27,9 +27,16 @@ def chain(label="partial", brand="different (query ryobi; product dewalt)", type
 
 
 @pytest.mark.parametrize("label,expected", [("partial", 1.0), ("exact", 0.5), ("irrelevant", 0.5)])
-def test_label_correctness_is_ordinal(label, expected):
+def test_ordinal_label_correctness(label, expected):
+    assert label_reward(parse_output(chain(label)), "partial", "ordinal") == expected
+    assert label_reward(parse_output(chain("irrelevant")), "exact", "ordinal") == 0.0
+
+
+@pytest.mark.parametrize("label,expected", [("partial", 1.0), ("exact", 0.0), ("irrelevant", 0.0)])
+def test_exact_label_correctness_gives_no_credit_for_hedging(label, expected):
     assert label_reward(parse_output(chain(label)), "partial") == expected
-    assert label_reward(parse_output(chain("irrelevant")), "exact") == 0.0
+    # the hack the ordinal form allowed: always answering 'partial' no longer earns anything on other labels
+    assert label_reward(parse_output(chain("partial")), "exact") == 0.0
 
 
 def test_label_correctness_zero_without_label():
@@ -75,15 +82,17 @@ def test_format_and_length():
 
 def test_total_is_the_weighted_sum():
     r = score_output(chain("exact"), PAIR)
-    assert r.dims == {"label": 0.5, "consistency": 0.5, "faithfulness": 1.0, "format": 1.0}
-    assert r.total == pytest.approx(0.5 * 0.5 + 0.2 * 0.5 + 0.15 * 1.0 + 0.15 * 1.0)
-    only_label = score_output(chain("exact"), PAIR, RewardWeights(label=1, consistency=0, faithfulness=0, format=0))
-    assert only_label.total == 0.5
+    assert r.dims == {"label": 0.0, "consistency": 0.5, "faithfulness": 1.0, "format": 1.0}
+    assert r.total == pytest.approx(0.5 * 0.0 + 0.2 * 0.5 + 0.15 * 1.0 + 0.15 * 1.0)
+    ordinal = RewardWeights(label=1, consistency=0, faithfulness=0, format=0, label_scoring="ordinal")
+    assert score_output(chain("exact"), PAIR, ordinal).total == 0.5
     assert score_output(chain(), PAIR).total == pytest.approx(1.0)
     with pytest.raises(ValueError):
         score_output(chain(), Pair(id="3", query="q", service={"title": "t"}))
     with pytest.raises(ValueError):
         RewardWeights(label=-1)
+    with pytest.raises(ValueError):
+        RewardWeights(label_scoring="fuzzy")
 
 
 def test_mean_rewards():

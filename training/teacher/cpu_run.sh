@@ -8,13 +8,7 @@ T="relevance teacher"
 N_EVAL=${N_EVAL:-300}      # seeded random test pairs per teacher-table row
 GEN="--batch-size 32 --max-new-tokens 72"
 mkdir -p "$R"
-step() {  # step NAME OUTPUT CMD...: run CMD unless OUTPUT exists, timing it into NAME.log
-  local name=$1 out=$2; shift 2
-  if [ -e "$out" ]; then echo "skip $name ($out exists)"; return; fi
-  echo "$(date -u +%FT%TZ) start $name"
-  /usr/bin/time -f "$name wall %e s, peak RSS %M KB" "$@" > "$R/$name.log" 2>&1 || { tail -20 "$R/$name.log"; exit 1; }
-  tail -1 "$R/$name.log"
-}
+source "$(dirname "$0")/steps.sh"
 step eval-base "$R/eval-base.json" $T eval --teacher smollm2 --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-base.json"
 step dapt "$R/dapt/teacher.json" $T dapt --out "$R/dapt" --max-tokens "${DAPT_TOKENS:-100000}" --batch-size 8
 step eval-dapt "$R/eval-dapt.json" $T eval --teacher "$R/dapt" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dapt.json"
@@ -23,9 +17,15 @@ step sft "$R/sft/teacher.json" $T sft --teacher "$R/dapt" --out "$R/sft" --seeds
 step eval-sft "$R/eval-sft.json" $T eval --teacher "$R/sft" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft.json"
 step reward "$R/samples.jsonl" $T reward --teacher "$R/sft" --out "$R/samples.jsonl" \
     --n-pairs "${DPO_PAIRS:-240}" --samples-per-pair 4 $GEN
+# the first measured DPO row used the ordinal label reward, which DPO hacked by answering `partial`;
+# dpo-exact re-scores the same samples with the exact-match label reward (now the default)
 step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4 \
-    --lr "${DPO_LR:-1e-4}"  # 2e-5 (the GPU-scale default) barely moves a LoRA adapter in ~50 steps
+    --lr "${DPO_LR:-1e-4}" --label-scoring ordinal  # lr: 2e-5 (the GPU-scale default) barely moves LoRA in ~50 steps
 step eval-dpo "$R/eval-dpo.json" $T eval --teacher "$R/dpo" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo.json"
+step dpo-exact "$R/dpo-exact/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo-exact" \
+    --batch-size 4 --lr "${DPO_LR:-1e-4}" --label-scoring exact
+step eval-dpo-exact "$R/eval-dpo-exact.json" $T eval --teacher "$R/dpo-exact" --split test --n-pairs "$N_EVAL" $GEN \
+    --out "$R/eval-dpo-exact.json"
 # label calibration of both candidates on teacher_train; the one with the higher teacher_train
 # macro-F1 after calibration (run.json: macro_f1_after) annotates -- chosen without test labels
 step calibrate "$R/calibrated/teacher.json" $T calibrate --teacher "$R/dpo" --out "$R/calibrated" --n-pairs 400 --batch-size 32

@@ -41,6 +41,14 @@ def sample_and_score(backend: TeacherBackend, pairs: Sequence[Pair], k: int, wei
     return records
 
 
+def rescore(records: Sequence[dict], pairs: Sequence[Pair], weights: RewardWeights | None = None,
+            max_chars: int = 400) -> list[dict]:
+    """The same samples scored again with the current reward (a reward change needs no new sampling)."""
+    by_id = {p.id: p for p in pairs}
+    return [{**r, "samples": [{**s, "reward": score_output(s["text"], by_id[r["id"]], weights, max_chars).to_json()}
+                              for s in r["samples"]]} for r in records if r["id"] in by_id]
+
+
 def reward_summary(records: Sequence[dict]) -> dict:
     """Mean of each reward dimension over all samples, and how many samples there were."""
     rewards = [s["reward"] for r in records for s in r["samples"]]
@@ -98,7 +106,8 @@ def train_dpo(cfg: TeacherDPOConfig):
     from training.teacher.trainer_utils import finish_step, start_step, trainer_kwargs
 
     if cfg.samples:
-        records = read_samples(cfg.samples)
+        records = rescore(read_samples(cfg.samples), load_pairs(cfg.data, cfg.sampling.split),
+                          cfg.sampling.weights, cfg.sampling.max_chars)
     else:
         sampling = cfg.sampling
         sampling.teacher, sampling.data, sampling.out = cfg.teacher, cfg.data, str(Path(cfg.out) / "samples.jsonl")

@@ -163,10 +163,15 @@ class LocalBackend:
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
         out: list[list[Completion]] = [[] for _ in prompts]
         bs = self.settings.batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start:start + bs]
-            for i, completions in zip(idx, self._generate([prompts[i] for i in idx], sample, n, want_probs)):
-                out[i] = completions
+        from tqdm.auto import tqdm
+
+        # one bar for multi-batch calls (bootstrap, reward sampling); annotation calls per batch and has its own
+        with tqdm(total=len(order), unit="pair", desc="generate", disable=len(order) <= bs, mininterval=5) as bar:
+            for start in range(0, len(order), bs):
+                idx = order[start:start + bs]
+                for i, completions in zip(idx, self._generate([prompts[i] for i in idx], sample, n, want_probs)):
+                    out[i] = completions
+                bar.update(len(idx))
         return out
 
     def _generate(self, prompts: list[str], sample: bool, n: int, want_probs: bool) -> list[list[Completion]]:

@@ -68,7 +68,9 @@ SYSTEM = (
 )
 SYSTEM_TEXTS = {"chain-v1": GUIDELINES, "chain-v2": SYSTEM}  # prompt version -> system text
 USER = "Search: {query}\nProduct: {service}"
-HINT = "\n(The human raters chose '{label}'. Write the lines that lead to it.)"
+# Spell out the label line: given only "write the lines that lead to it", Qwen2.5-Coder-1.5B stopped
+# after "Accessory:" in 5 of 8 probe pairs (the label seemed already said), and the chain was dropped.
+HINT = "\n(The human raters chose '{label}'. Write all the lines that lead to it, ending with: Label: {label})"
 PLAIN_PROMPT = "{system}\n\n{user}\n\nAnswer:\n"  # for tokenizers without a chat template
 
 

@@ -7,8 +7,11 @@ the reward is their weighted sum (weights: :class:`~training.teacher.config.Rewa
 
 With ``d(a, b) = |ord(a) - ord(b)|`` on the ordinal scale irrelevant < partial < exact:
 
-* **label** (label correctness): ``1 - d(label, human) / 2``; 0 without a parsable label.
-  Off by one class (exact vs partial) still earns 0.5, exact vs irrelevant earns 0.
+* **label** (label correctness): ``1[label = human]`` (``label_scoring="exact"``, the default), or
+  ``1 - d(label, human) / 2`` (``"ordinal"``: off by one class still earns 0.5); 0 without a
+  parsable label. The ordinal form was hacked in the first CPU run: ``partial`` is never more than
+  one class away, so it earns >= 0.5 against every human label, and DPO on it moved the teacher
+  to ``partial`` for every pair (docs/teacher.md).
 * **consistency** (chain vs. label): ``1 - d(label, implied) / 2`` where ``implied`` is what the
   chain's own findings point to under the raters' rules
   (:func:`~training.teacher.attributes.implied_label`); 0 without a label or a type verdict.
@@ -48,10 +51,12 @@ def _distance(a: str, b: str) -> int:
     return abs(LABELS.index(a) - LABELS.index(b))
 
 
-def label_reward(parsed: ParsedChain, human_label: str) -> float:
-    """``1 - |ord(label) - ord(human)| / 2``; 0 when the output has no parsable label."""
+def label_reward(parsed: ParsedChain, human_label: str, scoring: str = "exact") -> float:
+    """``1[label = human]`` (exact) or ``1 - |ord(label) - ord(human)| / 2`` (ordinal); 0 without a label."""
     if not parsed.ok:
         return 0.0
+    if scoring == "exact":
+        return float(parsed.label == human_label)
     return 1.0 - _distance(parsed.label, human_label) / 2
 
 
@@ -114,7 +119,7 @@ def score_output(text: str, pair: Pair, weights: RewardWeights | None = None, ma
     weights = weights or RewardWeights()
     parsed = parsed or parse_output(text)
     dims = {
-        "label": label_reward(parsed, pair.label),
+        "label": label_reward(parsed, pair.label, weights.label_scoring),
         "consistency": consistency_reward(parsed),
         "faithfulness": faithfulness_reward(parsed, pair),
         "format": format_reward(parsed, max_chars),

@@ -9,6 +9,10 @@
   given as a hint in the prompt and keeps that chain if it ends with the hinted label
   (rationalisation, tag ``teacher:rationalised``; the hint is not part of the SFT prompt).
 
+* **(a') a stronger writer LLM** (the paper's general-purpose LLM; here Qwen2.5-Coder-1.5B from PyPI):
+  the same bootstrap run with ``--teacher`` pointing at that model and ``writer`` naming it, so its
+  chains are tagged ``llm:<name>:rejection`` / ``llm:<name>:rationalised``, never ``teacher:``.
+
 Seeds are training data. A seeds file (``id``, ``chain``, ``source``, ``implied_label``) holds
 no copied pair text besides what the chain cites, and every record names its source so
 program-made text is never mistaken for teacher output.
@@ -31,8 +35,12 @@ from training.teacher.prompts import ParsedChain, parse_output
 from training.teacher.reward import score_output
 
 log = logging.getLogger(__name__)
-REJECTION = "teacher:rejection"
-RATIONALISED = "teacher:rationalised"
+def source_tags(writer: str = "teacher") -> tuple[str, str]:
+    """``(rejection, rationalised)`` source tags of chains written by ``writer`` (the teacher or ``llm:<name>``)."""
+    return f"{writer}:rejection", f"{writer}:rationalised"
+
+
+REJECTION, RATIONALISED = source_tags()
 
 
 @dataclass
@@ -69,8 +77,12 @@ def _seed_from(pair: Pair, parsed: ParsedChain, source: str) -> SeedChain:
 
 
 def bootstrap_seeds(backend: TeacherBackend, pairs: Sequence[Pair], k: int = 4,
-                    rationalise: bool = True) -> tuple[list[SeedChain], dict]:
-    """Source (a): rejection sampling, then rationalisation with the human label as a hint."""
+                    rationalise: bool = True, writer: str = "teacher") -> tuple[list[SeedChain], dict]:
+    """Source (a): rejection sampling, then rationalisation with the human label as a hint.
+
+    ``writer`` tags the chains' source (``teacher``, or ``llm:<name>`` for a stronger seed writer).
+    """
+    rejection, rationalised = source_tags(writer)
     seeds: list[SeedChain] = []
     missing: list[Pair] = []
     outputs = backend.complete(pairs, sample=True, n=k, want_probs=False) if k else [[] for _ in pairs]
@@ -83,7 +95,7 @@ def bootstrap_seeds(backend: TeacherBackend, pairs: Sequence[Pair], k: int = 4,
                 if best is None or score > best[0]:
                     best = (score, parsed)
         if best:
-            seeds.append(_seed_from(pair, best[1], REJECTION))
+            seeds.append(_seed_from(pair, best[1], rejection))
         else:
             missing.append(pair)
     dropped = len(missing)
@@ -92,7 +104,7 @@ def bootstrap_seeds(backend: TeacherBackend, pairs: Sequence[Pair], k: int = 4,
         for pair, (c,) in zip(missing, hinted):
             parsed = parse_output(c.text)
             if parsed.ok and parsed.label == pair.label:
-                seeds.append(_seed_from(pair, parsed, RATIONALISED))
+                seeds.append(_seed_from(pair, parsed, rationalised))
                 dropped -= 1
     stats = {"pairs": len(pairs), "dropped": dropped, **Counter(s.source for s in seeds)}
     log.info("bootstrap seeds: %s", stats)

@@ -39,6 +39,9 @@ def select_seeds(cfg: TeacherSFTConfig, pairs: Sequence[Pair]) -> tuple[list[Pai
     if cfg.seed_filter == "consistent":
         by_id = {k: s for k, s in by_id.items() if s.consistent}
     usable = [p for p in labelled if p.id in by_id and by_id[p.id].label == p.label]
+    if cfg.same_pairs_as:
+        same = {s.id for s in read_seeds(cfg.same_pairs_as)}
+        usable = [p for p in usable if p.id in same]
     if not usable:
         raise ValueError(f"no seed chains for split {cfg.split!r} from {cfg.seeds!r}")
     chosen = sample_pairs(usable, cfg.n_examples, cfg.seed, balanced=cfg.class_balance)
