@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.optimize import INT8_BLOCK_SIZE, quantize_int8, weight_matmuls
+from export.optimize import INT8_BLOCK_SIZE, quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.data import Pair
 from relevance.metrics import softmax
 from service.backend import OnnxBackend
@@ -69,7 +69,6 @@ def calibration_batches(model: BundleModel, pairs: list[Pair], batch_size: int =
     return [model.encoder.pad(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
 
 
-
 def probabilities(graph: Path, batches: Batches, threads: int = 0) -> np.ndarray:
     backend = OnnxBackend(graph, intra_op_threads=threads)
     return np.concatenate([softmax(backend.predict(b)) for b in batches])
@@ -86,20 +85,10 @@ def node_sensitivity(fp32: Path, batches: Batches, reference: np.ndarray, thread
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, node in enumerate(nodes):
-            graph = _per_tensor_only(fp32, Path(tmp) / "one.onnx", node)
+            graph = quantize_per_tensor(fp32, Path(tmp) / "one.onnx", only=[node])
             out[node] = total_variation(probabilities(graph, batches, threads), reference)
             progress(f"sensitivity {i + 1}/{len(nodes)} {node}: {out[node]:.5f}")
     return out
-
-
-def _per_tensor_only(fp32: Path, dst: Path, node: str) -> Path:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    import onnx
-
-    quantize_dynamic(str(fp32), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"], nodes_to_quantize=[node],
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return dst
 
 
 def plan_mixed(fp32: Path, batches: Batches, max_loss: float = 0.002, threads: int = 0,

@@ -57,7 +57,6 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
     tensors, are stored as int8 through ``QEmbedLayerNormalization``; the attention core
     (softmax(QK^T)V) stays fp32. ``python -m export.quant_sweep`` measures the schemes (docs/student.md).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
@@ -79,13 +78,23 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
     if not dynamic:
         weights_only.rename(dst)
         return dst
-    # Shape inference does not know the fused contrib ops' outputs; they are all fp32 activations.
-    quantize_dynamic(
-        str(weights_only), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-        op_types_to_quantize=["MatMul", "EmbedLayerNormalization"], nodes_to_quantize=dynamic,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    quantize_per_tensor(weights_only, dst, only=dynamic)
     weights_only.unlink()
+    return dst
+
+
+def quantize_per_tensor(src: Path, dst: Path, only: Sequence[str] | None = None,
+                        exclude: Sequence[str] = ()) -> Path:
+    """ONNX Runtime's plain dynamic quantisation: per-channel int8 weights, one activation scale per
+    tensor (``MatMulInteger``), embedding tables too; ``only`` restricts it to those nodes, ``exclude``
+    skips some."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_quantize=list(only) if only else None,
+                     nodes_to_exclude=list(exclude),
+                     # shape inference does not know the fused contrib ops' outputs; all are fp32 activations
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return dst
 
 

@@ -22,21 +22,12 @@ import numpy as np
 import onnx
 
 from export.mixed_precision import Batches, calibration_batches, plan_mixed
-from export.optimize import quantize_int8
+from export.optimize import quantize_int8, quantize_per_tensor
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.metrics import softmax
 from service.backend import OnnxBackend
 from service.model import BundleModel
-
-
-def quantize_dynamic_per_tensor(src: Path, dst: Path, exclude: tuple[str, ...] = ()) -> Path:
-    """ONNX Runtime's plain dynamic quantisation: per-channel int8 weights, one activation scale per tensor."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=list(exclude), extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return dst
 
 
 def ffn_down_nodes(graph: Path) -> tuple[str, ...]:
@@ -56,8 +47,8 @@ def candidates(fp32: Path, calibration: Batches = ()) -> dict[str, Callable[[Pat
     return {
         "mixed: sensitive MatMuls block-wise, the rest per-tensor (`--int8-scheme mixed`)":
             lambda d: mixed(fp32, d, calibration),
-        "quantize_dynamic (per-tensor activations)": lambda d: quantize_dynamic_per_tensor(fp32, d),
-        "quantize_dynamic, FFN down-projections fp32": lambda d: quantize_dynamic_per_tensor(fp32, d, ffn_down_nodes(fp32)),
+        "quantize_dynamic (per-tensor activations)": lambda d: quantize_per_tensor(fp32, d),
+        "quantize_dynamic, FFN down-projections fp32": lambda d: quantize_per_tensor(fp32, d, exclude=ffn_down_nodes(fp32)),
         "MatMulNBits 8-bit, blocks of 32, fp32 embeddings": lambda d: quantize_int8(fp32, d, 32, embeddings=False),
         "MatMulNBits 8-bit, blocks of 32 + int8 embeddings (export's scheme)": lambda d: quantize_int8(fp32, d, 32),
         "MatMulNBits 8-bit, blocks of 64 + int8 embeddings": lambda d: quantize_int8(fp32, d, 64),
