@@ -143,6 +143,30 @@ def test_preference_pairs_from_scored_samples():
     assert len(two) == 1  # "a" has 3 distinct outputs: one pair only
 
 
+def test_label_contrast_pairs_prefer_the_human_label_with_equal_counts_per_class():
+    from training.teacher.dpo import label_contrast_pairs
+
+    def s(text, label_ok, total):
+        return {"text": text, "reward": {"total": total, "label": 1.0 if label_ok else 0.0, "format": 1.0}}
+
+    records = [
+        {"id": "e1", "label": "exact", "samples": [s("right", True, 0.9), s("wrong", False, 0.3), s("w2", False, 0.5)]},
+        {"id": "e2", "label": "exact", "samples": [s("right", True, 0.8), s("wrong", False, 0.2)]},
+        {"id": "p1", "label": "partial", "samples": [s("right", True, 0.7), s("wrong", False, 0.1)]},
+        {"id": "p2", "label": "partial", "samples": [s("a", False, 0.9), s("b", False, 0.1)]},  # no correct sample
+        {"id": "i1", "label": "irrelevant", "samples": [s("right", True, 0.6), s("wrong", False, 0.55)]},  # < margin
+    ]
+    pairs = label_contrast_pairs(records)
+    # irrelevant has no pair above the margin: the classes that do get one pair each (partial has only one)
+    assert len(pairs) == 2 and "p1" in {p["id"] for p in pairs} and "i1" not in {p["id"] for p in pairs}
+    records[-1]["samples"][1]["reward"]["total"] = 0.1
+    pairs = label_contrast_pairs(records)
+    by_id = {p["id"]: p for p in pairs}
+    assert len(pairs) == 3 and {"p1", "i1"} <= set(by_id) and len({"e1", "e2"} & set(by_id)) == 1
+    assert all(p["chosen"] == "right" for p in pairs)
+    assert by_id.get("e1", {"rejected": "wrong"})["rejected"] == "wrong"  # the worst wrong-label output
+
+
 def test_dpo_rescores_stored_samples_with_the_current_reward():
     from training.teacher.config import RewardWeights
     from training.teacher.dpo import rescore

@@ -244,6 +244,9 @@ def dpo(
     n_pairs: Annotated[int, typer.Option(help="pairs to sample when no --samples")] = 500,
     samples_per_pair: Annotated[int, typer.Option(help="sampled outputs per pair when no --samples")] = 4,
     min_margin: Annotated[float, typer.Option(help="min reward gap chosen - rejected")] = 0.15,
+    selection: Annotated[str, typer.Option(
+        help="label_contrast (chosen has the human label, rejected not; same count per class) | margin (best vs "
+             "worst reward; follows the teacher's majority label)")] = "label_contrast",
     beta: Annotated[float, typer.Option(help="DPO beta")] = 0.1,
     max_length: Annotated[int, typer.Option(help="max tokens of prompt + output")] = 384,
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
@@ -262,7 +265,8 @@ def dpo(
     cfg = TeacherDPOConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
                                            epochs, max_steps, lora_r, lora_alpha, bf16, gradient_checkpointing,
                                            logging_steps),
-                           samples=samples, sampling=sampling, min_margin=min_margin, beta=beta, max_length=max_length)
+                           samples=samples, sampling=sampling, min_margin=min_margin, selection=selection, beta=beta,
+                           max_length=max_length)
     _done(train_dpo(cfg))
 
 

@@ -260,6 +260,9 @@ class TeacherDPOConfig(_TrainBase):
     )
     min_margin: float = field(default=0.15, metadata={"help": "min reward gap between chosen and rejected"})
     pairs_per_prompt: int = field(default=1, metadata={"help": "preference pairs kept per query-service pair"})
+    selection: str = field(default="label_contrast", metadata={
+        "help": "label_contrast: chosen has the human label, rejected not, same count per class | margin: best "
+                "vs worst reward (follows the teacher's majority label; the first CPU runs used it)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (strength of the KL anchor)"})
     max_length: int = field(default=384, metadata={"help": "max tokens of prompt + output"})
     lr: float = field(default=2e-5, metadata={"help": "peak learning rate (LoRA)"})
@@ -270,6 +273,8 @@ class TeacherDPOConfig(_TrainBase):
             self.sampling = RewardSampleConfig(**self.sampling)
         if self.beta <= 0 or self.pairs_per_prompt < 1:
             raise ValueError("beta must be > 0 and pairs_per_prompt >= 1")
+        if self.selection not in {"label_contrast", "margin"}:
+            raise ValueError("selection must be 'label_contrast' or 'margin'")
 
 
 @dataclass

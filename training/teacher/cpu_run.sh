@@ -20,12 +20,17 @@ step reward "$R/samples.jsonl" $T reward --teacher "$R/sft" --out "$R/samples.js
 # the first measured DPO row used the ordinal label reward, which DPO hacked by answering `partial`;
 # dpo-exact re-scores the same samples with the exact-match label reward (now the default)
 step dpo "$R/dpo/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo" --batch-size 4 \
-    --lr "${DPO_LR:-1e-4}" --label-scoring ordinal  # lr: 2e-5 (the GPU-scale default) barely moves LoRA in ~50 steps
+    --lr "${DPO_LR:-1e-4}" --label-scoring ordinal --selection margin  # lr: 2e-5 (the GPU-scale default) barely moves LoRA in ~50 steps
 step eval-dpo "$R/eval-dpo.json" $T eval --teacher "$R/dpo" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo.json"
 step dpo-exact "$R/dpo-exact/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" --out "$R/dpo-exact" \
-    --batch-size 4 --lr "${DPO_LR:-1e-4}" --label-scoring exact
+    --batch-size 4 --lr "${DPO_LR:-1e-4}" --label-scoring exact --selection margin
 step eval-dpo-exact "$R/eval-dpo-exact.json" $T eval --teacher "$R/dpo-exact" --split test --n-pairs "$N_EVAL" $GEN \
     --out "$R/eval-dpo-exact.json"
+# both collapsed onto the samples' majority label; label-contrastive, class-balanced pairs (the default now)
+step dpo-contrast "$R/dpo-contrast/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples.jsonl" \
+    --out "$R/dpo-contrast" --batch-size 4 --lr "${DPO_LR:-1e-4}" --label-scoring exact --selection label_contrast
+step eval-dpo-contrast "$R/eval-dpo-contrast.json" $T eval --teacher "$R/dpo-contrast" --split test \
+    --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo-contrast.json"
 # label calibration of both candidates on teacher_train; the one with the higher teacher_train
 # macro-F1 after calibration (run.json: macro_f1_after) annotates -- chosen without test labels
 step calibrate "$R/calibrated/teacher.json" $T calibrate --teacher "$R/dpo" --out "$R/calibrated" --n-pairs 400 --batch-size 32

@@ -4,7 +4,12 @@
    scores each on every reward dimension (:mod:`~training.teacher.reward`); ``relevance teacher
    reward`` writes them as JSONL (ids, outputs, rewards; no pair text).
 2. :func:`preference_pairs` keeps, per pair, the best- and worst-rewarded distinct outputs as
-   chosen/rejected when the chosen one parses and the gap is at least ``min_margin``.
+   chosen/rejected when the chosen one parses and the gap is at least ``min_margin``
+   (``selection="margin"``); :func:`label_contrast_pairs` (``selection="label_contrast"``) keeps
+   only pairs whose chosen output has the human label and whose rejected one does not, with the
+   same number of pairs per human class. Why: with the margin rule the pairs follow the SFT
+   teacher's majority label (it says ``exact`` for ~90% of samples) and DPO collapsed onto one
+   class under either label reward (docs/teacher.md).
 3. :func:`train_dpo` runs TRL's ``DPOTrainer`` with a new LoRA adapter on the merged teacher;
    the reference policy is the same model with the adapter disabled. The DPO loss
    (Rafailov et al., 2023) for prompt ``x``, chosen ``y_w``, rejected ``y_l``::
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +89,28 @@ def preference_pairs(records: Sequence[dict], min_margin: float = 0.15, pairs_pe
     return out
 
 
+def label_contrast_pairs(records: Sequence[dict], min_margin: float = 0.15, seed: int = 13) -> list[dict]:
+    """``{"id", "chosen", "rejected", "margin"}``: best correct-label vs worst wrong-label output per pair,
+    then a seeded draw of the same count per human label (the rarest class's count)."""
+    by_class: dict[str, list[dict]] = {}
+    for record in records:
+        right = [s for s in record["samples"] if s["reward"]["label"] >= 1.0 and s["reward"]["format"] > 0]
+        wrong = [s for s in record["samples"] if s["reward"]["label"] < 1.0]
+        if not right or not wrong:
+            continue
+        chosen = max(right, key=lambda s: s["reward"]["total"])
+        rejected = min(wrong, key=lambda s: s["reward"]["total"])
+        margin = chosen["reward"]["total"] - rejected["reward"]["total"]
+        if margin >= min_margin:
+            by_class.setdefault(record["label"], []).append(
+                {"id": record["id"], "chosen": chosen["text"], "rejected": rejected["text"], "margin": round(margin, 6)})
+    if not by_class:
+        return []
+    quota = min(len(v) for v in by_class.values())
+    rng = random.Random(seed)
+    return [p for label in sorted(by_class) for p in rng.sample(by_class[label], quota)]
+
+
 def run_reward_sampling(cfg: RewardSampleConfig, backend: TeacherBackend | None = None) -> tuple[list[dict], dict]:
     """``relevance teacher reward``: sample, score, write ``cfg.out``; returns records and the summary."""
     pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=True)
@@ -112,7 +140,8 @@ def train_dpo(cfg: TeacherDPOConfig):
         sampling = cfg.sampling
         sampling.teacher, sampling.data, sampling.out = cfg.teacher, cfg.data, str(Path(cfg.out) / "samples.jsonl")
         records, _ = run_reward_sampling(sampling)
-    prefs = preference_pairs(records, cfg.min_margin, cfg.pairs_per_prompt)
+    prefs = (label_contrast_pairs(records, cfg.min_margin, cfg.seed) if cfg.selection == "label_contrast"
+             else preference_pairs(records, cfg.min_margin, cfg.pairs_per_prompt))
     if not prefs:
         raise ValueError("no chosen/rejected pairs: every pair's samples scored within min_margin; "
                          "sample more outputs per pair, raise the temperature or lower --min-margin")
@@ -129,5 +158,5 @@ def train_dpo(cfg: TeacherDPOConfig):
     trainer.train()
     summary = reward_summary(records)
     return finish_step(trainer, started, cfg, "dpo", {
-        "preference_pairs": len(rows), "mean_margin": sum(r["margin"] for r in prefs) / len(prefs),
+        "preference_pairs": len(rows), "selection": cfg.selection, "mean_margin": sum(r["margin"] for r in prefs) / len(prefs),
         "sample_reward": summary, "prompt_version": template.version})
