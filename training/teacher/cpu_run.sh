@@ -31,6 +31,10 @@ step dpo-contrast "$R/dpo-contrast/teacher.json" $T dpo --teacher "$R/sft" --sam
     --out "$R/dpo-contrast" --batch-size 4 --lr "${DPO_LR:-1e-4}" --label-scoring exact --selection label_contrast
 step eval-dpo-contrast "$R/eval-dpo-contrast.json" $T eval --teacher "$R/dpo-contrast" --split test \
     --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo-contrast.json"
+step calibrate-contrast "$R/contrast-calibrated/teacher.json" $T calibrate --teacher "$R/dpo-contrast" \
+    --out "$R/contrast-calibrated" --n-pairs 400 --batch-size 32
+step eval-contrast-calibrated "$R/eval-contrast-calibrated.json" $T eval --teacher "$R/contrast-calibrated" \
+    --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-contrast-calibrated.json"
 # label calibration of both candidates on teacher_train; the one with the higher teacher_train
 # macro-F1 after calibration (run.json: macro_f1_after) annotates -- chosen without test labels
 step calibrate "$R/calibrated/teacher.json" $T calibrate --teacher "$R/dpo" --out "$R/calibrated" --n-pairs 400 --batch-size 32
