@@ -1,10 +1,14 @@
 """Accuracy-driven INT8 kernel choice: which MatMuls may take the fast per-tensor kernel.
 
-Per-tensor dynamic quantisation of *every* MatMul is 2.3x fp32 on this CPU but flips ~4% of the
+Per-tensor quantisation of *every* MatMul is 2.2x fp32 on this CPU but flips ~4% of the
 student's dev labels; block-wise 8-bit keeps >99% but is only 1.16x fp32. The error is not spread
 evenly: a few MatMuls see activation outliers that one scale per tensor cannot resolve. So, as
 accuracy-driven tuners do (Intel Neural Compressor, NNCF), measure each MatMul's sensitivity alone
 and keep only the most sensitive ones block-wise:
+
+0. **Ranges**: every weight MatMul's input range on the calibration pairs' real tokens
+   (:func:`export.activation_ranges.activation_ranges`), which fixes the per-tensor scales (static,
+   so the mixed graph scores a pair the same in any batch).
 
 1. **Sensitivity** of MatMul ``m``: quantise only ``m`` per-tensor (everything else fp32) and take
    the mean total-variation distance of the class probabilities from fp32 on calibration pairs,
@@ -31,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 
+from export.activation_ranges import Range, activation_ranges
 from export.optimize import INT8_BLOCK_SIZE, quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.data import Pair
 from relevance.metrics import softmax
@@ -51,11 +57,12 @@ class MixedPlan:
     block_wise_nodes: list[str]
     calibration_agreement: float
     block_wise_agreement: float  # the all-block-wise graph's, the plan's reference
+    activation_ranges: dict[str, Range] = field(default_factory=dict)  # the per-tensor scales' calibration
     sensitivity: dict[str, float] = field(default_factory=dict)
     tried: list[tuple[int, float]] = field(default_factory=list)  # (block-wise count, agreement)
 
     def to_json(self) -> dict:
-        return {"scheme": "mixed", "block_wise_nodes": self.block_wise_nodes,
+        return {"scheme": "mixed", "activation_scales": "static", "block_wise_nodes": self.block_wise_nodes,
                 "per_tensor_matmuls": len(self.per_tensor_nodes),
                 "calibration_agreement": round(self.calibration_agreement, 5),
                 "block_wise_calibration_agreement": round(self.block_wise_agreement, 5),
@@ -78,14 +85,22 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return float(0.5 * np.abs(p - q).sum(1).mean())
 
 
-def node_sensitivity(fp32: Path, batches: Batches, reference: np.ndarray, threads: int = 0,
-                     progress: Callable[[str], None] = log.info) -> dict[str, float]:
+def matmul_input_ranges(fp32: Path, batches: Batches, threads: int = 0) -> dict[str, Range]:
+    """Calibrated ranges of the inputs of every weight MatMul (what per-tensor quantisation needs)."""
+    model = onnx.load(str(fp32))
+    quantisable = set(weight_matmuls(fp32))
+    inputs = sorted({n.input[0] for n in model.graph.node if n.name in quantisable})
+    return activation_ranges(fp32, inputs, batches, threads)
+
+
+def node_sensitivity(fp32: Path, batches: Batches, reference: np.ndarray, ranges: dict[str, Range],
+                     threads: int = 0, progress: Callable[[str], None] = log.info) -> dict[str, float]:
     """Mean total-variation distance from fp32 when only one MatMul is quantised per-tensor."""
     nodes = weight_matmuls(fp32)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, node in enumerate(nodes):
-            graph = quantize_per_tensor(fp32, Path(tmp) / "one.onnx", only=[node])
+            graph = quantize_per_tensor(fp32, Path(tmp) / "one.onnx", only=[node], activation_ranges=ranges)
             out[node] = total_variation(probabilities(graph, batches, threads), reference)
             progress(f"sensitivity {i + 1}/{len(nodes)} {node}: {out[node]:.5f}")
     return out
@@ -96,13 +111,15 @@ def plan_mixed(fp32: Path, batches: Batches, max_loss: float = 0.002, threads: i
                sensitivity_batches: int = 4, progress: Callable[[str], None] = log.info) -> MixedPlan:
     """The fewest block-wise MatMuls (most sensitive first) within ``max_loss`` agreement of all-block-wise."""
     reference = probabilities(fp32, batches, threads)
+    ranges = matmul_input_ranges(fp32, batches, threads)
     head = sum(len(b["input_ids"]) for b in batches[:sensitivity_batches])
-    sensitivity = node_sensitivity(fp32, batches[:sensitivity_batches], reference[:head], threads, progress)
+    sensitivity = node_sensitivity(fp32, batches[:sensitivity_batches], reference[:head], ranges, threads, progress)
     ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
     with tempfile.TemporaryDirectory() as tmp:
 
         def agreement(k: int) -> float:
-            graph = quantize_int8(fp32, Path(tmp) / f"mixed{k}.onnx", block_size, per_tensor_nodes=ranked[k:])
+            graph = quantize_int8(fp32, Path(tmp) / f"mixed{k}.onnx", block_size, per_tensor_nodes=ranked[k:],
+                                  activation_ranges=ranges)
             return float((probabilities(graph, batches, threads).argmax(1) == reference.argmax(1)).mean())
 
         block_wise = agreement(len(ranked))
@@ -116,4 +133,4 @@ def plan_mixed(fp32: Path, batches: Batches, max_loss: float = 0.002, threads: i
         else:
             tried.append((len(ranked), block_wise))
     k, reached = tried[-1]
-    return MixedPlan(ranked[k:], ranked[:k], reached, block_wise, sensitivity, tried)
+    return MixedPlan(ranked[k:], ranked[:k], reached, block_wise, ranges, sensitivity, tried)

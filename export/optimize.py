@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
+
+from export.activation_ranges import Range, uint8_scale_zero_point
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def fuse_bert(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
 
 
 def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embeddings: bool = True,
-                  per_tensor_nodes: Sequence[str] = ()) -> Path:
+                  per_tensor_nodes: Sequence[str] = (), activation_ranges: Mapping[str, Range] | None = None) -> Path:
     """INT8 graph for CPU: 8-bit weights on every MatMul, int8 embedding tables.
 
     Two kernels, chosen per MatMul:
@@ -48,12 +51,14 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
     * block-wise (``MatMulNBits``, 8 bits, blocks of ``block_size`` input channels, int8 compute):
       the activations get one scale per block at run time, so activation outliers cost little
       accuracy, but the kernel is slow on x86 (1.16x fp32 on the Home Depot student);
-    * per-tensor (``quantize_dynamic``: per-channel int8 weights, one activation scale per tensor,
-      ``MatMulInteger``): 2.3x fp32, but a few outlier-heavy MatMuls flip labels (all of them
-      per-tensor: 96% dev agreement, below the 99% gate).
+    * per-tensor (per-channel int8 weights, one uint8 activation scale per tensor, ``MatMulInteger``):
+      2.2x fp32, but a few outlier-heavy MatMuls flip labels (all of them per-tensor: 96% dev
+      agreement, below the 99% gate).
 
     ``per_tensor_nodes`` names the MatMuls that take the fast kernel (the rest stay block-wise);
-    :mod:`export.mixed_precision` picks them by measured sensitivity. Embedding tables, the largest
+    :mod:`export.mixed_precision` picks them by measured sensitivity. Their activation scales are
+    static, fixed from ``activation_ranges`` (:mod:`export.activation_ranges`), so a pair scores
+    the same in any batch; without ranges they are dynamic (batch-dependent; kept for comparison). Embedding tables, the largest
     tensors, are stored as int8 through ``QEmbedLayerNormalization``; the attention core
     (softmax(QK^T)V) stays fp32. ``python -m export.quant_sweep`` measures the schemes (docs/student.md).
     """
@@ -78,16 +83,20 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
     if not dynamic:
         weights_only.rename(dst)
         return dst
-    quantize_per_tensor(weights_only, dst, only=dynamic)
+    quantize_per_tensor(weights_only, dst, only=dynamic, activation_ranges=activation_ranges)
     weights_only.unlink()
     return dst
 
 
 def quantize_per_tensor(src: Path, dst: Path, only: Sequence[str] | None = None,
-                        exclude: Sequence[str] = ()) -> Path:
-    """ONNX Runtime's plain dynamic quantisation: per-channel int8 weights, one activation scale per
-    tensor (``MatMulInteger``), embedding tables too; ``only`` restricts it to those nodes, ``exclude``
-    skips some."""
+                        exclude: Sequence[str] = (), activation_ranges: Mapping[str, Range] | None = None) -> Path:
+    """Per-channel int8 weights and one uint8 scale per activation tensor (``MatMulInteger``),
+    embedding tables too; ``only`` restricts it to those nodes, ``exclude`` skips some.
+
+    Built by ONNX Runtime's ``quantize_dynamic``; with ``activation_ranges`` (tensor -> calibrated
+    min/max) each run-time ``DynamicQuantizeLinear`` is then replaced by a ``QuantizeLinear`` with
+    the constant scale and zero point of its input's range (static quantisation, batch-invariant).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
@@ -95,7 +104,33 @@ def quantize_per_tensor(src: Path, dst: Path, only: Sequence[str] | None = None,
                      nodes_to_exclude=list(exclude),
                      # shape inference does not know the fused contrib ops' outputs; all are fp32 activations
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    if activation_ranges is not None:
+        freeze_activation_scales(dst, activation_ranges)
     return dst
+
+
+def freeze_activation_scales(graph: Path, ranges: Mapping[str, Range]) -> Path:
+    """Swap every ``DynamicQuantizeLinear`` for ``QuantizeLinear`` with its input's calibrated scale."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(graph))
+    nodes = list(model.graph.node)
+    missing = sorted({n.input[0] for n in nodes if n.op_type == "DynamicQuantizeLinear"} - set(ranges))
+    if missing:
+        raise ValueError(f"no calibrated activation range for {missing}: calibrate every quantised MatMul input")
+    for i, node in enumerate(nodes):
+        if node.op_type != "DynamicQuantizeLinear":
+            continue
+        quantized, scale_name, zero_name = node.output
+        scale, zero_point = uint8_scale_zero_point(*ranges[node.input[0]])
+        model.graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), scale_name),
+                                        numpy_helper.from_array(np.array(zero_point, np.uint8), zero_name)])
+        nodes[i] = helper.make_node("QuantizeLinear", [node.input[0], scale_name, zero_name], [quantized],
+                                    name=f"{node.name}_static")
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(graph))
+    return graph
 
 
 def weight_matmuls(graph: Path) -> list[str]:

@@ -3,6 +3,9 @@
 * fp32 ONNX vs PyTorch: max |logit difference| over a sample of real, padded batches <= ``max_abs_diff``.
 * INT8 vs fp32 ONNX on the dev split: label agreement >= ``min_agreement`` and macro-F1 lost
   <= ``max_f1_drop`` (absolute, 0.003 = 0.3 pt).
+* Every graph, batched vs alone: a pair's logits in a padded batch equal its logits scored alone
+  within ``max_batch_diff`` (the service batches pairs from different requests, so a graph whose
+  numbers depend on the batch, like dynamic per-tensor INT8, would make a score depend on traffic).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 
 from relevance.data import Pair
 from relevance.metrics import evaluate
+from service.backend import Backend
 from service.model import BundleModel
 
 
@@ -26,6 +30,7 @@ class ParityLimits:
     max_abs_diff: float = 1e-4
     min_int8_agreement: float = 0.99
     max_int8_f1_drop: float = 0.003
+    max_batch_diff: float = 1e-4
 
 
 @torch.no_grad()
@@ -40,6 +45,20 @@ def fp32_logit_diff(torch_model, onnx_model: BundleModel, pairs: list[Pair], bat
         got = onnx_model.backend.predict(inputs)
         worst = max(worst, float(np.abs(ref - got).max()))
     return worst
+
+
+def batched_vs_alone(backend: Backend, batch: dict[str, np.ndarray]) -> float:
+    """Largest |logit difference| between each row of a padded ``batch`` and that row run alone, unpadded."""
+    batched = backend.predict(batch)
+    lengths = batch["attention_mask"].sum(1)
+    alone = [backend.predict({k: v[i : i + 1, : lengths[i]] for k, v in batch.items()})[0] for i in range(len(lengths))]
+    return float(np.abs(batched - np.stack(alone)).max())
+
+
+def batch_diff(model: BundleModel, pairs: list[Pair]) -> float:
+    """:func:`batched_vs_alone` on one batch of ``pairs`` (mixed lengths, so most rows carry padding)."""
+    return batched_vs_alone(model.backend, model.encoder.pad(model.encode([p.query for p in pairs],
+                                                                          [p.service for p in pairs])))
 
 
 def compare_int8(fp32: BundleModel, int8: BundleModel, pairs: list[Pair]) -> dict[str, float]:
@@ -79,5 +98,9 @@ def check(parity: dict[str, float], limits: ParityLimits) -> None:
                 f"INT8 loses {100 * parity['int8_dev_macro_f1_drop']:.2f} pt dev macro-F1 "
                 f"(limit {100 * limits.max_int8_f1_drop:.2f} pt)"
             )
+    for key, diff in parity.items():
+        if key.endswith("_batched_vs_alone_max_logit_diff") and diff > limits.max_batch_diff:
+            failures.append(f"{key.split('_')[0]} logits of a pair change by {diff:.2e} between a batch and "
+                            f"alone (limit {limits.max_batch_diff:.0e}): its scores would depend on other traffic")
     if failures:
         raise ParityError("export failed the parity gate: " + "; ".join(failures))

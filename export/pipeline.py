@@ -21,22 +21,29 @@ from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
 from service.model import BundleModel
 
 from export.onnx_graph import DEFAULT_OPSET, export_onnx
-from export.mixed_precision import calibration_batches, plan_mixed
-from export.optimize import convert_fp16, fuse_bert, quantize_int8
+from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
+from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
 from export.evaluate import evaluate_bundle_model
-from export.parity import ParityLimits, check, compare_int8, fp32_logit_diff
+from export.parity import ParityLimits, batch_diff, check, compare_int8, fp32_logit_diff
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-INT8_SCHEMES = ("blockwise", "mixed")
+INT8_SCHEMES = ("blockwise", "mixed", "static")
+BATCH_CHECK_PAIRS = 32  # one service-sized batch for the batched-vs-alone check
 
 
 def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair], max_loss: float) -> dict:
     """Write the INT8 graph; returns how it was built (for the manifest's ``quantization``)."""
+    graph = fp32.bundle.graph_path("fp32")
     if scheme == "blockwise":
-        quantize_int8(fp32.bundle.graph_path("fp32"), dst)
+        quantize_int8(graph, dst)
         return {"scheme": "blockwise"}
-    plan = plan_mixed(fp32.bundle.graph_path("fp32"), calibration_batches(fp32, calibration), max_loss)
-    quantize_int8(fp32.bundle.graph_path("fp32"), dst, per_tensor_nodes=plan.per_tensor_nodes)
+    batches = calibration_batches(fp32, calibration)
+    if scheme == "static":
+        ranges = matmul_input_ranges(graph, batches)
+        quantize_int8(graph, dst, per_tensor_nodes=weight_matmuls(graph), activation_ranges=ranges)
+        return {"scheme": "static", "activation_scales": "static", "calibration_pairs": len(calibration)}
+    plan = plan_mixed(graph, batches, max_loss)
+    quantize_int8(graph, dst, per_tensor_nodes=plan.per_tensor_nodes, activation_ranges=plan.activation_ranges)
     return {**plan.to_json(), "calibration_pairs": len(calibration)}
 
 
@@ -70,9 +77,11 @@ def export_bundle(
     always built because it is the parity reference, but a CPU bundle can ship INT8 alone (a quarter
     of the size); the manifest still records the fp32 parity numbers.
 
-    ``int8_scheme``: ``blockwise`` (every MatMul block-wise 8-bit) or ``mixed`` (the MatMuls that
-    tolerate it take the ~2x faster per-tensor kernel, chosen on ``calibration_pairs`` seeded pairs of
-    ``calibration_split`` by :func:`export.mixed_precision.plan_mixed`; dev stays the gate's).
+    ``int8_scheme``: ``blockwise`` (every MatMul block-wise 8-bit), ``static`` (every MatMul takes the
+    ~2x faster per-tensor kernel with activation scales calibrated on ``calibration_pairs`` seeded pairs
+    of ``calibration_split``; passes the gate after quantisation-aware fine-tuning,
+    :mod:`training.quantization_aware`) or ``mixed`` (only the MatMuls that tolerate it go per-tensor,
+    chosen on the calibration pairs by :func:`export.mixed_precision.plan_mixed`). Dev stays the gate's.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -118,7 +127,7 @@ def export_bundle(
         quantization = {}
         if "int8" in precisions:
             calibration = []
-            if int8_scheme == "mixed":
+            if int8_scheme != "blockwise":
                 pool = load_pairs(data, calibration_split)
                 calibration = random.Random(0).sample(pool, min(calibration_pairs, len(pool)))
             quantization = build_int8(BundleModel.load(load_bundle(staging), "fp32"), staging / GRAPH_FILES["int8"],
@@ -134,6 +143,9 @@ def export_bundle(
         fp32 = BundleModel.load(bundle, "fp32")
         parity: dict = {"fp32_max_abs_logit_diff": fp32_logit_diff(model, fp32, dev[:parity_samples]),
                         "fp32_pairs": min(parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
+        for precision in sorted(set(precisions) - {"fp16"}):  # fp16 graphs are for GPUs; not run here
+            parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(
+                BundleModel.load(bundle, precision), dev[:parity_samples][:BATCH_CHECK_PAIRS])
         if "int8" in precisions:
             parity |= compare_int8(fp32, BundleModel.load(bundle, "int8"), dev)
         check(parity, limits)

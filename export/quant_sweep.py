@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.mixed_precision import Batches, calibration_batches, plan_mixed
-from export.optimize import quantize_int8, quantize_per_tensor
+from export.mixed_precision import Batches, calibration_batches, matmul_input_ranges, plan_mixed
+from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
+from export.parity import batched_vs_alone
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.metrics import softmax
@@ -40,14 +41,17 @@ def mixed(fp32: Path, dst: Path, calibration: Batches) -> Path:
     plan = plan_mixed(fp32, calibration, progress=lambda msg: print(msg, flush=True))
     print(f"mixed plan: {len(plan.block_wise_nodes)} block-wise: {plan.block_wise_nodes}", flush=True)
     print(f"mixed plan tried (block-wise count, calibration agreement): {plan.tried}", flush=True)
-    return quantize_int8(fp32, dst, per_tensor_nodes=plan.per_tensor_nodes)
+    return quantize_int8(fp32, dst, per_tensor_nodes=plan.per_tensor_nodes, activation_ranges=plan.activation_ranges)
 
 
 def candidates(fp32: Path, calibration: Batches = ()) -> dict[str, Callable[[Path], Path]]:
+    ranges = matmul_input_ranges(fp32, calibration) if calibration else {}
     return {
-        "mixed: sensitive MatMuls block-wise, the rest per-tensor (`--int8-scheme mixed`)":
+        "mixed: sensitive MatMuls block-wise, the rest per-tensor static (`--int8-scheme mixed`)":
             lambda d: mixed(fp32, d, calibration),
-        "quantize_dynamic (per-tensor activations)": lambda d: quantize_per_tensor(fp32, d),
+        "per-tensor static (calibrated ranges) + int8 embeddings":
+            lambda d: quantize_int8(fp32, d, per_tensor_nodes=weight_matmuls(fp32), activation_ranges=ranges),
+        "quantize_dynamic (per-tensor dynamic activations)": lambda d: quantize_per_tensor(fp32, d),
         "quantize_dynamic, FFN down-projections fp32": lambda d: quantize_per_tensor(fp32, d, exclude=ffn_down_nodes(fp32)),
         "MatMulNBits 8-bit, blocks of 32, fp32 embeddings": lambda d: quantize_int8(fp32, d, 32, embeddings=False),
         "MatMulNBits 8-bit, blocks of 32 + int8 embeddings (export's scheme)": lambda d: quantize_int8(fp32, d, 32),
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     timed = [reference.encoder.pad(encode([p.query for p in c], [p.service for p in c]))
              for c in (rng.sample(test, 32) for _ in range(args.batches))]
 
-    def measure(backend: OnnxBackend) -> tuple[np.ndarray, float]:
+    def measure(backend: OnnxBackend) -> tuple[np.ndarray, float, float]:
         probs = np.zeros((len(dev_examples), len(bundle.manifest.labels)), dtype=np.float32)
         for idx in dev_batches:
             probs[idx] = softmax(backend.predict(reference.encoder.pad([dev_examples[i] for i in idx])))
@@ -93,24 +97,26 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(3):
             for batch in timed:
                 backend.predict(batch)
-        return probs, 3 * 32 * len(timed) / (time.perf_counter() - started)
+        speed = 3 * 32 * len(timed) / (time.perf_counter() - started)
+        return probs, speed, batched_vs_alone(backend, timed[0])
 
     fp32_graph = bundle.graph_path("fp32")
-    ref_probs, ref_speed = measure(reference.backend)
-    rows = [("fp32 (fused)", 1.0, 0.0, ref_speed, fp32_graph.stat().st_size)]
+    ref_probs, ref_speed, ref_batch = measure(reference.backend)
+    rows = [("fp32 (fused)", 1.0, 0.0, ref_speed, ref_batch, fp32_graph.stat().st_size)]
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, build) in enumerate(candidates(fp32_graph, calibration).items()):
             graph = build(Path(tmp) / f"candidate{i}.onnx")
-            probs, speed = measure(OnnxBackend(graph, intra_op_threads=args.threads))
+            probs, speed, batch = measure(OnnxBackend(graph, intra_op_threads=args.threads))
             agreement = float((probs.argmax(1) == ref_probs.argmax(1)).mean())
-            rows.append((name, agreement, float(np.abs(probs - ref_probs).max()), speed, graph.stat().st_size))
+            rows.append((name, agreement, float(np.abs(probs - ref_probs).max()), speed, batch, graph.stat().st_size))
             print(f"{name}: agreement {agreement:.4f}", flush=True)
     print(f"\n`python -m export.quant_sweep {' '.join(argv if argv is not None else sys.argv[1:])}` "
           f"({len(dev)} dev pairs; speed: batches of 32 test pairs, {args.threads} threads)\n")
-    print("| graph | dev label agreement with fp32 | max prob diff | pairs/s (batch 32) | size MB |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, agreement, diff, speed, size in rows:
-        print(f"| {name} | {agreement:.2%} | {diff:.3f} | {speed:.0f} | {size / 1e6:.1f} |")
+    print("| graph | dev label agreement with fp32 | max prob diff | pairs/s (batch 32) "
+          "| max logit diff, batched vs alone | size MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, agreement, diff, speed, batch, size in rows:
+        print(f"| {name} | {agreement:.2%} | {diff:.3f} | {speed:.0f} | {batch:.1e} | {size / 1e6:.1f} |")
     return 0
 
 

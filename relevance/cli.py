@@ -66,6 +66,36 @@ def train(
     train_student(cfg)
 
 
+@app.command("quant-aware")
+def quant_aware(
+    checkpoint: Annotated[Path, typer.Argument(help="trained student checkpoint (e.g. runs/student/best)")],
+    data: DataOpt = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option(help="output folder; the dev-best checkpoint goes to OUT/best")] = Path(
+        "runs/student-qat"
+    ),
+    train_split: Annotated[str, typer.Option(help="split to fine-tune on (the checkpoint's own training split)")] = "teacher_train",
+    pairs: Annotated[int, typer.Option(help="seeded training pairs (0 = the whole split)")] = 12800,
+    epochs: Annotated[float, typer.Option(help="passes over those pairs")] = 1.0,
+    lr: Annotated[float, typer.Option(help="encoder learning rate (small: the model is already trained)")] = 1e-5,
+    label_weight: Annotated[float, typer.Option(help="weight of the label loss next to the two KL anchors")] = 0.5,
+    calibration_pairs: Annotated[int, typer.Option(help="seeded pairs that fix the activation ranges")] = 512,
+    seed: Annotated[int, typer.Option(help="random seed")] = 13,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0 = default)")] = 0,
+) -> None:
+    """Quantisation-aware fine-tuning for `relevance export --int8-scheme static` (the fast batch-invariant INT8 graph)."""
+    from training.config import StudentTrainConfig
+    from training.quantization_aware import train_quant_aware
+
+    meta = json.loads((checkpoint / "student.json").read_text()) if (checkpoint / "student.json").is_file() else {}
+    cfg = StudentTrainConfig(
+        data=str(data), out=str(out), init=str(checkpoint), train_split=train_split, epochs=epochs, lr=lr,
+        head_lr=lr, max_length=int(meta.get("max_length", 64)),
+        text_fields=tuple(meta.get("text", {}).get("fields", ("title",))), limit_train=pairs, seed=seed,
+        threads=threads, evals_per_epoch=4,
+    )
+    train_quant_aware(cfg, calibration_pairs=calibration_pairs, label_weight=label_weight)
+
+
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="student checkpoint folder (e.g. runs/student/best)")],
@@ -84,12 +114,13 @@ def export(
         help="comma-separated precisions kept in the bundle (default: all exported; 'int8' for a small CPU bundle)"
     )] = None,
     int8_scheme: Annotated[str, typer.Option(
-        help="blockwise: every MatMul block-wise 8-bit (most accurate, slow kernel) | mixed: MatMuls that tolerate "
-             "it take the ~2x faster per-tensor kernel, chosen by measured sensitivity on calibration pairs"
+        help="blockwise: every MatMul block-wise 8-bit (most accurate, slow kernel) | static: every MatMul takes the "
+             "~2x faster per-tensor kernel with calibrated activation scales (for checkpoints from `relevance "
+             "quant-aware`) | mixed: only MatMuls that tolerate it go per-tensor, chosen by measured sensitivity"
     )] = "blockwise",
     calibration_split: Annotated[str, typer.Option(
-        help="split the mixed scheme calibrates on (never the gate's)")] = "teacher_train",
-    calibration_pairs: Annotated[int, typer.Option(help="seeded calibration pairs for the mixed scheme")] = 1024,
+        help="split the static and mixed schemes calibrate on (never the gate's)")] = "teacher_train",
+    calibration_pairs: Annotated[int, typer.Option(help="seeded calibration pairs (static and mixed schemes)")] = 1024,
     calibration_max_loss: Annotated[float, typer.Option(
         help="mixed: most calibration label agreement (vs fp32) the plan may give up against all-block-wise"
     )] = 0.002,

@@ -184,13 +184,29 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     if cfg.limit_train:
         train_pairs = train_pairs[: cfg.limit_train]
     train = encode_pairs(run.encoder, run.template, train_pairs)
-    class_ratings = class_mean_ratings(train_pairs)
-    counts = [sum(p.label == lbl for p in train_pairs) for lbl in LABELS]
+    targets = human_label_targets(cfg, train_pairs)
+    objective = SupervisedObjective(load_student(cfg.init), run.encoder, train, targets.labels, targets.ratings,
+                                    targets.loss_fn)
+    return fit(cfg, run, objective, targets.class_ratings)
+
+
+@dataclass
+class LabelTargets:
+    """Human-label training targets of a list of pairs and the loss that uses them."""
+
+    class_ratings: tuple[float, ...]
+    loss_fn: RelevanceLoss
+    labels: torch.Tensor
+    ratings: torch.Tensor  # NaN where a pair has no rating
+
+
+def human_label_targets(cfg: StudentTrainConfig, pairs: list[Pair]) -> LabelTargets:
+    """Labels, ratings and the class-weighted :class:`RelevanceLoss` of ``pairs`` under ``cfg``."""
+    class_ratings = class_mean_ratings(pairs)
+    counts = [sum(p.label == lbl for p in pairs) for lbl in LABELS]
     loss_fn = RelevanceLoss(class_weights_from_counts(counts, cfg.class_weighting), class_ratings, cfg.rating_loss_weight)
-    labels = torch.tensor([label_index(p.label) for p in train_pairs])
-    ratings = torch.tensor([p.rating if p.rating is not None else float("nan") for p in train_pairs])
-    objective = SupervisedObjective(load_student(cfg.init), run.encoder, train, labels, ratings, loss_fn)
-    return fit(cfg, run, objective, class_ratings)
+    return LabelTargets(class_ratings, loss_fn, torch.tensor([label_index(p.label) for p in pairs]),
+                        torch.tensor([p.rating if p.rating is not None else float("nan") for p in pairs]))
 
 
 def _optimizer(cfg: StudentTrainConfig, module: torch.nn.Module, classifier) -> torch.optim.Optimizer:

@@ -1,0 +1,79 @@
+"""Static per-tensor INT8: calibrated ranges over real tokens, frozen scales, batch-invariant scores."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+
+from export.activation_ranges import activation_ranges, real_token_values, uint8_scale_zero_point
+from export.mixed_precision import calibration_batches, matmul_input_ranges
+from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
+from export.parity import ParityError, ParityLimits, batched_vs_alone, check
+from relevance.bundle import load_bundle
+from relevance.data import load_pairs
+from service.backend import OnnxBackend
+from service.model import BundleModel
+
+
+@pytest.fixture(scope="module")
+def calibration(tiny_bundle, catalog_jsonl):
+    model = BundleModel.load(load_bundle(tiny_bundle), "fp32", intra_op_threads=1)
+    pairs = load_pairs(catalog_jsonl, "train")[:64]
+    return model, calibration_batches(model, pairs, 16), pairs
+
+
+def test_uint8_scale_and_zero_point_by_hand():
+    scale, zero = uint8_scale_zero_point(-1.0, 3.0)
+    assert scale == pytest.approx(4 / 255) and zero == 64  # round(1 / (4/255)) = round(63.75)
+    assert uint8_scale_zero_point(0.0, 2.55) == (pytest.approx(0.01), 0)
+
+
+def test_real_token_values_drop_padding_positions():
+    values = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    mask = np.array([[1, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(real_token_values(values, mask), [[0, 1], [2, 3], [6, 7]])
+
+
+def test_ranges_see_only_real_tokens(calibration):
+    model, _, pairs = calibration
+    tensor = sorted({n.input[0] for n in onnx.load(str(model.bundle.graph_path("fp32"))).graph.node
+                     if n.name in set(weight_matmuls(model.bundle.graph_path("fp32")))})[0]
+    examples = model.encode([p.query for p in pairs[:8]], [p.service for p in pairs[:8]])
+    padded = activation_ranges(model.bundle.graph_path("fp32"), [tensor], [model.encoder.pad(examples)], 1)
+    alone = activation_ranges(model.bundle.graph_path("fp32"), [tensor], [model.encoder.pad([e]) for e in examples], 1)
+    np.testing.assert_allclose(padded[tensor], alone[tensor], rtol=1e-5, atol=1e-6)
+
+
+def test_static_graph_scores_a_pair_the_same_in_any_batch(calibration, tmp_path):
+    model, batches, _ = calibration
+    fp32 = model.bundle.graph_path("fp32")
+    nodes = weight_matmuls(fp32)
+    graph = quantize_int8(fp32, tmp_path / "static.onnx", per_tensor_nodes=nodes,
+                          activation_ranges=matmul_input_ranges(fp32, batches, 1))
+    ops = Counter(n.op_type for n in onnx.load(str(graph)).graph.node)
+    assert ops["DynamicQuantizeLinear"] == 0 and ops["QuantizeLinear"] > 0
+    assert ops["MatMulInteger"] == len(nodes) and ops["MatMulNBits"] == 0
+    assert batched_vs_alone(OnnxBackend(graph, intra_op_threads=1), _mixed_batch(model)) <= 1e-5
+
+
+def _mixed_batch(model: BundleModel) -> dict[str, np.ndarray]:
+    examples = model.encode(["a", "angle bracket for decking joists"], [{"title": "x"}, {"title": "simpson strong-tie 12-gauge angle"}])
+    assert len(examples[0][0]) < len(examples[1][0])
+    return model.encoder.pad(examples)
+
+
+def test_freezing_needs_a_range_for_every_quantised_input(calibration, tmp_path):
+    model, _, _ = calibration
+    fp32 = model.bundle.graph_path("fp32")
+    with pytest.raises(ValueError, match="no calibrated activation range"):
+        quantize_per_tensor(fp32, tmp_path / "x.onnx", only=weight_matmuls(fp32)[:1], activation_ranges={})
+
+
+def test_gate_refuses_a_graph_whose_scores_depend_on_the_batch():
+    parity = {"fp32_max_abs_logit_diff": 0.0, "int8_batched_vs_alone_max_logit_diff": 0.2}
+    with pytest.raises(ParityError, match="int8 logits of a pair change by 2.00e-01 between a batch and alone"):
+        check(parity, ParityLimits())
+    check({**parity, "int8_batched_vs_alone_max_logit_diff": 1e-6}, ParityLimits())
