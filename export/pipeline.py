@@ -13,6 +13,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import onnx
+
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.bundle.writer import write_manifest
@@ -24,24 +26,38 @@ from export.onnx_graph import DEFAULT_OPSET, export_onnx
 from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
 from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
 from export.evaluate import evaluate_bundle_model
-from export.parity import ParityLimits, batch_diff, check, compare_int8, fp32_logit_diff
+from export.parity import ParityLimits, batch_diff, check, compare_int8, fp32_logit_diff, torch_probs
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 INT8_SCHEMES = ("blockwise", "mixed", "static")
 BATCH_CHECK_PAIRS = 32  # one service-sized batch for the batched-vs-alone check
 
 
-def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair], max_loss: float) -> dict:
-    """Write the INT8 graph; returns how it was built (for the manifest's ``quantization``)."""
+def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair], max_loss: float,
+               meta: dict) -> dict:
+    """Write the INT8 graph; returns how it was built (for the manifest's ``quantization``).
+
+    A quantisation-aware checkpoint (``meta["quant_aware"]``) is quantised with the input ranges it
+    was trained with, so the graph matches the simulation it is gated against; other checkpoints
+    calibrate on ``calibration``.
+    """
     graph = fp32.bundle.graph_path("fp32")
     if scheme == "blockwise":
         quantize_int8(graph, dst)
         return {"scheme": "blockwise"}
-    batches = calibration_batches(fp32, calibration)
     if scheme == "static":
-        ranges = matmul_input_ranges(graph, batches)
+        if "quant_aware" in meta:
+            from training.quantization_aware import onnx_input_ranges
+
+            tensor_of = {n.name: n.input[0] for n in onnx.load(str(graph)).graph.node}
+            ranges = {tensor_of[node]: r for node, r in onnx_input_ranges(meta).items()}
+            source = {"activation_ranges_from": "quant-aware checkpoint"}
+        else:
+            ranges = matmul_input_ranges(graph, calibration_batches(fp32, calibration))
+            source = {"calibration_pairs": len(calibration)}
         quantize_int8(graph, dst, per_tensor_nodes=weight_matmuls(graph), activation_ranges=ranges)
-        return {"scheme": "static", "activation_scales": "static", "calibration_pairs": len(calibration)}
+        return {"scheme": "static", "activation_scales": "static", **source}
+    batches = calibration_batches(fp32, calibration)
     plan = plan_mixed(graph, batches, max_loss)
     quantize_int8(graph, dst, per_tensor_nodes=plan.per_tensor_nodes, activation_ranges=plan.activation_ranges)
     return {**plan.to_json(), "calibration_pairs": len(calibration)}
@@ -131,7 +147,7 @@ def export_bundle(
                 pool = load_pairs(data, calibration_split)
                 calibration = random.Random(0).sample(pool, min(calibration_pairs, len(pool)))
             quantization = build_int8(BundleModel.load(load_bundle(staging), "fp32"), staging / GRAPH_FILES["int8"],
-                                      int8_scheme, calibration, calibration_max_loss)
+                                      int8_scheme, calibration, calibration_max_loss, meta)
         if "fp16" in precisions:
             convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
         graphs = [GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions]
@@ -147,7 +163,16 @@ def export_bundle(
             parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(
                 BundleModel.load(bundle, precision), dev[:parity_samples][:BATCH_CHECK_PAIRS])
         if "int8" in precisions:
-            parity |= compare_int8(fp32, BundleModel.load(bundle, "int8"), dev)
+            int8 = BundleModel.load(bundle, "int8")
+            fp32_dev = fp32.predict_probs([p.query for p in dev], [p.service for p in dev])
+            if "quant_aware" in meta and int8_scheme == "static":
+                from training.quantization_aware import simulated_model
+
+                reference = torch_probs(simulated_model(checkpoint, meta), fp32, dev)
+                parity |= compare_int8(reference, int8, dev, "quant-aware simulation")
+                parity["int8_label_agreement_with_fp32"] = compare_int8(fp32_dev, int8, dev)["int8_label_agreement"]
+            else:
+                parity |= compare_int8(fp32_dev, int8, dev)
         check(parity, limits)
 
         served = BundleModel.load(bundle, default_precision)

@@ -71,7 +71,7 @@ def test_export_with_the_mixed_scheme_records_its_plan(tiny_checkpoint, catalog_
     assert m.quantization["scheme"] == "mixed" and m.quantization["calibration_pairs"] == 64
     ops = _ops(out / "model.int8.onnx")
     assert ops["MatMulNBits"] == len(m.quantization["block_wise_nodes"])
-    assert ops["MatMulInteger"] == m.quantization["per_tensor_matmuls"]
+    assert ops["MatMulIntegerToFloat"] == m.quantization["per_tensor_matmuls"]
     # the gate still judges the mixed graph on dev
     assert "int8_label_agreement" in m.parity
     assert probabilities(out / "model.int8.onnx", calibration_batches(

@@ -55,7 +55,8 @@ def test_static_graph_scores_a_pair_the_same_in_any_batch(calibration, tmp_path)
                           activation_ranges=matmul_input_ranges(fp32, batches, 1))
     ops = Counter(n.op_type for n in onnx.load(str(graph)).graph.node)
     assert ops["DynamicQuantizeLinear"] == 0 and ops["QuantizeLinear"] > 0
-    assert ops["MatMulInteger"] == len(nodes) and ops["MatMulNBits"] == 0
+    # one fused integer kernel per MatMul (no Cast/Mul chain left behind), none block-wise
+    assert ops["MatMulIntegerToFloat"] == len(nodes) and ops["MatMulInteger"] == 0 and ops["MatMulNBits"] == 0
     assert batched_vs_alone(OnnxBackend(graph, intra_op_threads=1), _mixed_batch(model)) <= 1e-5
 
 
@@ -77,3 +78,21 @@ def test_gate_refuses_a_graph_whose_scores_depend_on_the_batch():
     with pytest.raises(ParityError, match="int8 logits of a pair change by 2.00e-01 between a batch and alone"):
         check(parity, ParityLimits())
     check({**parity, "int8_batched_vs_alone_max_logit_diff": 1e-6}, ParityLimits())
+
+
+def test_fused_integer_matmuls_score_like_the_unfused_chain(calibration, tmp_path):
+    from export.optimize import freeze_activation_scales
+
+    model, batches, _ = calibration
+    fp32 = model.bundle.graph_path("fp32")
+    ranges = matmul_input_ranges(fp32, batches, 1)
+    graphs = {}
+    for fuse in (False, True):
+        path = quantize_per_tensor(fp32, tmp_path / f"fuse{fuse}.onnx", only=weight_matmuls(fp32))
+        graphs[fuse] = freeze_activation_scales(path, ranges, fuse=fuse)
+    ops = {fuse: Counter(n.op_type for n in onnx.load(str(g)).graph.node) for fuse, g in graphs.items()}
+    assert ops[False]["MatMulInteger"] == ops[True]["MatMulIntegerToFloat"] == len(weight_matmuls(fp32))
+    assert ops[True]["MatMulInteger"] == 0 and ops[True]["Cast"] < ops[False]["Cast"]
+    batch = _mixed_batch(model)
+    np.testing.assert_allclose(OnnxBackend(graphs[True], intra_op_threads=1).predict(batch),
+                               OnnxBackend(graphs[False], intra_op_threads=1).predict(batch), atol=1e-5)

@@ -16,9 +16,9 @@ from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from tests.conftest import TINY_LIMITS
 from training.config import StudentTrainConfig
-from training.quantization_aware import (FakeQuantLinear, calibrate_input_ranges, fake_quant_activation,
-                                         fake_quant_weight, prepare_fake_quant, projections, quantization,
-                                         train_quant_aware)
+from training.quantization_aware import (FAKE_QUANT, FakeQuantLinear, calibrate_input_ranges,
+                                         fake_quant_activation, fake_quant_table, fake_quant_weight,
+                                         prepare_fake_quant, projections, quantization, train_quant_aware)
 from training.student import encode_pairs, load_student, predict_logits, start_run
 
 
@@ -36,6 +36,12 @@ def test_activation_fake_quant_matches_onnx_quantize_dequantize():
     expected = (np.clip(np.round(x.numpy() / scale) + zero, 0, 255) - zero) * scale  # QuantizeLinear + Dequantize
     np.testing.assert_allclose(q.numpy(), expected, atol=1e-6)
     assert q[0] == pytest.approx(-64 * scale) and q[-1] == pytest.approx((255 - 64) * scale)  # clipped to the range
+
+
+def test_table_fake_quant_spans_zero_like_onnx_runtime():
+    gain = torch.tensor([0.2, 0.5, 1.02])  # all positive: the uint8 range is [0, 1.02], zero point 0
+    np.testing.assert_allclose(fake_quant_table(gain).numpy(), np.round(gain.numpy() / (1.02 / 255)) * (1.02 / 255),
+                               atol=1e-7)
 
 
 def test_straight_through_gradient():
@@ -59,6 +65,7 @@ def test_switching_quantisation_off_gives_the_plain_model(tiny_checkpoint, catal
     prepare_fake_quant(model, calibrate_input_ranges(model, run.encoder, data))
     assert len(projections(model)) == 6 * model.config.num_hidden_layers
     assert all(isinstance(m, FakeQuantLinear) for m in projections(model).values())
+    assert sum(isinstance(m, FAKE_QUANT) for m in model.modules()) == len(projections(model)) + 4  # 3 tables + LN
     with quantization(model, False):
         np.testing.assert_allclose(predict_logits(model, run.encoder, data), plain, atol=1e-6)
     assert not np.allclose(predict_logits(model, run.encoder, data), plain, atol=1e-6)
@@ -77,7 +84,12 @@ def test_short_run_exports_as_the_static_int8_graph(tiny_checkpoint, catalog_jso
                         limits=ParityLimits(**TINY_LIMITS), int8_scheme="static", calibration_split="train",
                         calibration_pairs=64)
     m = load_bundle(out).manifest
-    assert m.quantization["scheme"] == "static"
+    assert m.quantization == {"scheme": "static", "activation_scales": "static",
+                              "activation_ranges_from": "quant-aware checkpoint"}
+    assert len(meta["quant_aware"]["input_ranges"]) == 6 * 2  # 2 tiny layers x 6 projections
+    # gated against the simulation it was selected as; agreement with its latent fp32 weights is recorded
+    assert m.parity["int8_reference"] == "quant-aware simulation"
+    assert 0 <= m.parity["int8_label_agreement_with_fp32"] <= 1
     assert m.parity["int8_batched_vs_alone_max_logit_diff"] <= 1e-4
 
 
@@ -101,7 +113,7 @@ def test_simulation_matches_the_exported_static_graph(tiny_bundle, tiny_checkpoi
         assert onnx_ranges[inputs["/" + re.sub(r"\.(?!\d)", "/", name) + "/MatMul"]] == pytest.approx((low, high), abs=1e-4)
 
     graph = quantize_int8(fp32, tmp_path / "static.onnx", per_tensor_nodes=weight_matmuls(fp32),
-                          embeddings=False, activation_ranges=onnx_ranges)
+                          activation_ranges=onnx_ranges)
     backend = OnnxBackend(graph, intra_op_threads=1)
     shipped = np.concatenate([backend.predict(b) for b in batches])
     reference = np.concatenate([OnnxBackend(fp32, intra_op_threads=1).predict(b) for b in batches])
