@@ -231,11 +231,11 @@ def simulated_model(checkpoint: str | Path, meta: dict):
 
 
 def onnx_input_ranges(meta: dict) -> dict[str, tuple[float, float]]:
-    """The checkpoint's input ranges keyed by the exported graph's MatMul input tensors.
+    """The checkpoint's input ranges keyed by the exported graph's MatMul node names.
 
     ``torch.onnx`` names a projection ``bert.encoder.layer.0.attention.self.query`` as the node
-    ``/bert/encoder/layer.0/attention/self/query/MatMul``; returned keys are node names, which
-    :func:`export.optimize.quantize_int8` callers map to the nodes' input tensors.
+    ``/bert/encoder/layer.0/attention/self/query/MatMul``; export maps each node to its input tensor,
+    the key :func:`export.optimize.quantize_int8` takes.
     """
     return {"/" + re.sub(r"\.(?!\d)", "/", name) + "/MatMul": tuple(r)
             for name, r in meta["quant_aware"]["input_ranges"].items()}

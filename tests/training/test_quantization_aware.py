@@ -4,7 +4,6 @@ short run yields a plain checkpoint that exports with ``--int8-scheme static``."
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ from tests.conftest import TINY_LIMITS
 from training.config import StudentTrainConfig
 from training.quantization_aware import (FAKE_QUANT, FakeQuantLinear, calibrate_input_ranges,
                                          fake_quant_activation, fake_quant_table, fake_quant_weight,
-                                         prepare_fake_quant, projections, quantization, train_quant_aware)
+                                         onnx_input_ranges, prepare_fake_quant, projections, quantization,
+                                         train_quant_aware)
 from training.student import encode_pairs, load_student, predict_logits, start_run
 
 
@@ -109,8 +109,10 @@ def test_simulation_matches_the_exported_static_graph(tiny_bundle, tiny_checkpoi
     batches = calibration_batches(served, data.pairs, 16)
     onnx_ranges = matmul_input_ranges(fp32, batches, 1)
     inputs = {n.name: n.input[0] for n in onnx.load(str(fp32)).graph.node}
-    for name, (low, high) in torch_ranges.items():
-        assert onnx_ranges[inputs["/" + re.sub(r"\.(?!\d)", "/", name) + "/MatMul"]] == pytest.approx((low, high), abs=1e-4)
+    by_node = onnx_input_ranges({"quant_aware": {"input_ranges": torch_ranges}})
+    assert len(by_node) == len(torch_ranges) and set(by_node) <= set(inputs)
+    for node, (low, high) in by_node.items():
+        assert onnx_ranges[inputs[node]] == pytest.approx((low, high), abs=1e-4)
 
     graph = quantize_int8(fp32, tmp_path / "static.onnx", per_tensor_nodes=weight_matmuls(fp32),
                           activation_ranges=onnx_ranges)
