@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from relevance.data import Pair
-from relevance.metrics import evaluate, softmax
+from relevance.metrics import evaluate
 from service.backend import Backend
 from service.model import BundleModel
 
@@ -35,17 +35,27 @@ class ParityLimits:
     max_batch_diff: float = 1e-4
 
 
-@torch.no_grad()
+class TorchBackend:
+    """A PyTorch sequence classifier behind the serving :class:`~service.backend.Backend` interface, so
+    parity checks score it through exactly the bundle's encoding and batching
+    (``dataclasses.replace(bundle_model, backend=TorchBackend(model)).predict_probs(...)``)."""
+
+    def __init__(self, model) -> None:
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.float().numpy()
+
+
 def fp32_logit_diff(torch_model, onnx_model: BundleModel, pairs: list[Pair], batch_size: int = 32) -> float:
     """Largest absolute logit difference between PyTorch and ONNX Runtime on the same padded batches."""
-    torch_model.eval()
+    reference = TorchBackend(torch_model)
     worst = 0.0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         inputs = onnx_model.encoder.pad(onnx_model.encode([p.query for p in chunk], [p.service for p in chunk]))
-        ref = torch_model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.numpy()
-        got = onnx_model.backend.predict(inputs)
-        worst = max(worst, float(np.abs(ref - got).max()))
+        worst = max(worst, float(np.abs(reference.predict(inputs) - onnx_model.backend.predict(inputs)).max()))
     return worst
 
 
@@ -63,38 +73,27 @@ def batch_diff(model: BundleModel, pairs: list[Pair]) -> float:
                                                                           [p.service for p in pairs])))
 
 
-def compare_int8(reference: np.ndarray, int8: BundleModel, pairs: list[Pair], reference_name: str = "fp32") -> dict:
-    """Label agreement and macro-F1 of INT8 against the ``reference`` class probabilities on labelled
-    ``pairs`` (the dev split): the fp32 graph's, or for a quantisation-aware checkpoint the
-    fake-quantised model's (the model dev selection chose; its fp32 weights are only latent)."""
-    queries, services = [p.query for p in pairs], [p.service for p in pairs]
-    p8 = int8.predict_probs(queries, services)
-    labels = [p.label for p in pairs]
+def compare_int8(reference: np.ndarray, int8: np.ndarray, pairs: list[Pair], reference_name: str = "fp32") -> dict:
+    """Label agreement and macro-F1 of the INT8 graph's class probabilities ``int8`` against the
+    ``reference`` ones on labelled ``pairs`` (the dev split): the fp32 graph's, or for a
+    quantisation-aware checkpoint the fake-quantised model's (the model dev selection chose; its fp32
+    weights are only latent)."""
+    queries, labels = [p.query for p in pairs], [p.label for p in pairs]
     f1_ref = evaluate(reference, labels, queries)["macro_f1"]
-    f1_8 = evaluate(p8, labels, queries)["macro_f1"]
+    f1_8 = evaluate(int8, labels, queries)["macro_f1"]
     return {
         "int8_reference": reference_name,
-        "int8_label_agreement": float((reference.argmax(1) == p8.argmax(1)).mean()),
+        "int8_label_agreement": label_agreement(reference, int8),
         "reference_dev_macro_f1": f1_ref,
         "int8_dev_macro_f1": f1_8,
         "int8_dev_macro_f1_drop": f1_ref - f1_8,
-        "int8_max_prob_diff": float(np.abs(reference - p8).max()),
+        "int8_max_prob_diff": float(np.abs(reference - int8).max()),
         "int8_pairs": len(pairs),
     }
 
 
-@torch.no_grad()
-def torch_probs(torch_model, onnx_model: BundleModel, pairs: list[Pair], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of a PyTorch model on ``pairs``, encoded exactly as the bundle encodes them."""
-    torch_model.eval()
-    examples = onnx_model.encode([p.query for p in pairs], [p.service for p in pairs])
-    out = np.zeros((len(examples), torch_model.config.num_labels), dtype=np.float32)
-    order = np.argsort([len(ids) for ids, _ in examples], kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        inputs = onnx_model.encoder.pad([examples[i] for i in idx])
-        out[idx] = torch_model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.float().numpy()
-    return softmax(out)
+def label_agreement(p: np.ndarray, q: np.ndarray) -> float:
+    return float((p.argmax(1) == q.argmax(1)).mean())
 
 
 def check(parity: dict[str, float], limits: ParityLimits) -> None:

@@ -10,6 +10,7 @@ import json
 import random
 import shutil
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from export.onnx_graph import DEFAULT_OPSET, export_onnx
 from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
 from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
 from export.evaluate import evaluate_bundle_model
-from export.parity import ParityLimits, batch_diff, check, compare_int8, fp32_logit_diff, torch_probs
+from export.parity import (ParityLimits, TorchBackend, batch_diff, check, compare_int8, fp32_logit_diff,
+                           label_agreement)
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 INT8_SCHEMES = ("blockwise", "mixed", "static")
@@ -63,9 +65,23 @@ def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair
     return {**plan.to_json(), "calibration_pairs": len(calibration)}
 
 
-def _student_meta(checkpoint: Path) -> dict:
-    path = checkpoint / "student.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def int8_parity(int8: BundleModel, fp32: BundleModel, dev: list[Pair], checkpoint: Path, meta: dict,
+                scheme: str) -> dict:
+    """The INT8 graph against its reference on dev (:func:`export.parity.compare_int8`).
+
+    The reference is the fp32 graph, except for a quantisation-aware checkpoint exported with the
+    static scheme: then it is the fake-quantised model that checkpoint was trained and selected as,
+    and agreement with the latent fp32 weights is recorded beside it.
+    """
+    queries, services = [p.query for p in dev], [p.service for p in dev]
+    p8, p32 = int8.predict_probs(queries, services), fp32.predict_probs(queries, services)
+    if not ("quant_aware" in meta and scheme == "static"):
+        return compare_int8(p32, p8, dev)
+    from training.quantization_aware import simulated_model
+
+    simulated = replace(fp32, backend=TorchBackend(simulated_model(checkpoint, meta))).predict_probs(queries, services)
+    return {**compare_int8(simulated, p8, dev, "quant-aware simulation"),
+            "int8_label_agreement_with_fp32": label_agreement(p32, p8)}
 
 
 def export_bundle(
@@ -101,6 +117,8 @@ def export_bundle(
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from training.student import read_student_meta
+
     checkpoint, out = Path(checkpoint), Path(out)
     if "fp32" not in precisions:
         raise ValueError("the fp32 graph is always exported: it is the parity reference")
@@ -109,7 +127,7 @@ def export_bundle(
         raise ValueError(f"int8_scheme must be one of {INT8_SCHEMES}, got {int8_scheme!r}")
     if default_precision not in ship or not set(ship) <= set(precisions):
         raise ValueError(f"default precision {default_precision} and shipped {ship} must be among {precisions}")
-    meta = _student_meta(checkpoint)
+    meta = read_student_meta(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager").eval()
     labels = tuple(meta.get("labels", LABELS))
     if model.config.num_labels != len(labels):
@@ -156,26 +174,18 @@ def export_bundle(
         bundle = load_bundle(staging)
 
         dev = load_pairs(data, dev_split)
-        fp32 = BundleModel.load(bundle, "fp32")
+        # each runnable graph loaded once for all checks (fp16 graphs are for GPUs; not run here)
+        graphs_run = {p: BundleModel.load(bundle, p) for p in precisions if p != "fp16"}
+        fp32 = graphs_run["fp32"]
         parity: dict = {"fp32_max_abs_logit_diff": fp32_logit_diff(model, fp32, dev[:parity_samples]),
                         "fp32_pairs": min(parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
-        for precision in sorted(set(precisions) - {"fp16"}):  # fp16 graphs are for GPUs; not run here
-            parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(
-                BundleModel.load(bundle, precision), dev[:parity_samples][:BATCH_CHECK_PAIRS])
-        if "int8" in precisions:
-            int8 = BundleModel.load(bundle, "int8")
-            fp32_dev = fp32.predict_probs([p.query for p in dev], [p.service for p in dev])
-            if "quant_aware" in meta and int8_scheme == "static":
-                from training.quantization_aware import simulated_model
-
-                reference = torch_probs(simulated_model(checkpoint, meta), fp32, dev)
-                parity |= compare_int8(reference, int8, dev, "quant-aware simulation")
-                parity["int8_label_agreement_with_fp32"] = compare_int8(fp32_dev, int8, dev)["int8_label_agreement"]
-            else:
-                parity |= compare_int8(fp32_dev, int8, dev)
+        for precision, loaded in sorted(graphs_run.items()):
+            parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(loaded, dev[:BATCH_CHECK_PAIRS])
+        if "int8" in graphs_run:
+            parity |= int8_parity(graphs_run["int8"], fp32, dev, checkpoint, meta, int8_scheme)
         check(parity, limits)
 
-        served = BundleModel.load(bundle, default_precision)
+        served = graphs_run.get(default_precision) or BundleModel.load(bundle, default_precision)
         evaluation = {f"{dev_split}": evaluate_bundle_model(served, dev)}
         if test_split:
             evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))

@@ -85,8 +85,9 @@ def quant_aware(
     """Quantisation-aware fine-tuning for `relevance export --int8-scheme static` (the fast batch-invariant INT8 graph)."""
     from training.config import StudentTrainConfig
     from training.quantization_aware import train_quant_aware
+    from training.student import read_student_meta
 
-    meta = json.loads((checkpoint / "student.json").read_text()) if (checkpoint / "student.json").is_file() else {}
+    meta = read_student_meta(checkpoint)
     cfg = StudentTrainConfig(
         data=str(data), out=str(out), init=str(checkpoint), train_split=train_split, epochs=epochs, lr=lr,
         head_lr=lr, max_length=int(meta.get("max_length", 64)),

@@ -35,6 +35,12 @@ from training.losses.relevance import RelevanceLoss, class_weights_from_counts
 STUDENT_META = "student.json"
 
 
+def read_student_meta(checkpoint: str | Path) -> dict:
+    """A checkpoint's ``student.json`` (labels, max length, service text, evaluation, ...); ``{}`` if absent."""
+    path = Path(checkpoint) / STUDENT_META
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 @dataclass
 class EncodedPairs:
     pairs: list[Pair]
