@@ -41,6 +41,16 @@ def time_runner(run: Runner, batches: list[dict[str, np.ndarray]], min_seconds: 
     return pairs / sum(latencies), 1000 * statistics.median(latencies)
 
 
+def sample_batches(model: BundleModel, pairs: list, batch_size: int, count: int,
+                   rng: random.Random) -> list[dict[str, np.ndarray]]:
+    """``count`` padded batches of ``batch_size`` random ``pairs``, encoded as the service encodes them."""
+    batches = []
+    for _ in range(count):
+        chunk = rng.sample(pairs, batch_size)
+        batches.append(model.encoder.pad(model.encode([p.query for p in chunk], [p.service for p in chunk])))
+    return batches
+
+
 def torch_runner(checkpoint: Path, threads: int) -> Runner:
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -88,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(0)
     rows = []
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        batches = []
-        for _ in range(args.batches):
-            chunk = rng.sample(pairs, bs)
-            batches.append(encoder.encoder.pad(encoder.encode([p.query for p in chunk], [p.service for p in chunk])))
+        batches = sample_batches(encoder, pairs, bs, args.batches, rng)
         cells = {name: time_runner(run, batches, args.min_seconds) for name, run in runners.items()}
         rows.append((bs, cells))
         print(f"batch {bs}: " + "  ".join(f"{n} {c[0]:.0f} pairs/s" for n, c in cells.items()), flush=True)

@@ -14,3 +14,13 @@ def evaluate_bundle_model(model: BundleModel, pairs, progress=None) -> dict:
         probs, [p.label for p in pairs], [p.query for p in pairs], [p.rating for p in pairs],
         gains=m.gains, class_ratings=m.ratings,
     )
+
+
+def bundle_evaluation(served: BundleModel, dev: list, data, test_split: str | None, dev_split: str = "dev") -> dict:
+    """The manifest's ``evaluation``: metrics of the served graph on dev (and ``test_split``), with where from."""
+    from relevance.data import load_pairs
+
+    evaluation = {dev_split: evaluate_bundle_model(served, dev)}
+    if test_split:
+        evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))
+    return {k: {**v, "precision": served.precision, "data": str(data)} for k, v in evaluation.items()}

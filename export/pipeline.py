@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +16,7 @@ import onnx
 
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.manifest import ServiceTextTemplate
-from relevance.bundle.writer import write_manifest
+from relevance.bundle.writer import staged_bundle, write_manifest
 from relevance.data import Pair, load_pairs
 from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
 from service.model import BundleModel
@@ -26,9 +24,10 @@ from service.model import BundleModel
 from export.onnx_graph import DEFAULT_OPSET, export_onnx
 from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
 from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
-from export.evaluate import evaluate_bundle_model
-from export.parity import (ParityLimits, TorchBackend, batch_diff, check, compare_int8, fp32_logit_diff,
-                           label_agreement)
+from export.evaluate import bundle_evaluation
+from export.rewrite import rewrite_graphs
+from export.parity import (ParityLimits, TorchBackend, batch_diff, check, compare_int8, label_agreement,
+                           logit_diff)
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 INT8_SCHEMES = ("blockwise", "mixed", "static")
@@ -133,10 +132,7 @@ def export_bundle(
     if model.config.num_labels != len(labels):
         raise ValueError(f"{checkpoint} has {model.config.num_labels} outputs but the label scale has {len(labels)}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; a bundle is read by the (non-root) service user
-    try:
+    with staged_bundle(out) as staging:
         raw = export_onnx(model, staging / "raw.onnx", opset)
         fused_ops = fuse_bert(
             raw, staging / GRAPH_FILES["fp32"], model.config.num_attention_heads, model.config.hidden_size
@@ -168,7 +164,8 @@ def export_bundle(
                                       int8_scheme, calibration, calibration_max_loss, meta)
         if "fp16" in precisions:
             convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
-        graphs = [GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions]
+        # undo the fusions whose CPU kernels are slow, after calibration so it read the graph it quantised
+        graphs = rewrite_graphs(staging, tuple(GraphEntry(path=GRAPH_FILES[p], precision=p) for p in precisions))
         fields["quantization"] = quantization
         write_manifest(staging, graphs, [], **fields)
         bundle = load_bundle(staging)
@@ -177,7 +174,7 @@ def export_bundle(
         # each runnable graph loaded once for all checks (fp16 graphs are for GPUs; not run here)
         graphs_run = {p: BundleModel.load(bundle, p) for p in precisions if p != "fp16"}
         fp32 = graphs_run["fp32"]
-        parity: dict = {"fp32_max_abs_logit_diff": fp32_logit_diff(model, fp32, dev[:parity_samples]),
+        parity: dict = {"fp32_max_abs_logit_diff": logit_diff(TorchBackend(model), fp32, dev[:parity_samples]),
                         "fp32_pairs": min(parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
         for precision, loaded in sorted(graphs_run.items()):
             parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(loaded, dev[:BATCH_CHECK_PAIRS])
@@ -186,19 +183,10 @@ def export_bundle(
         check(parity, limits)
 
         served = graphs_run.get(default_precision) or BundleModel.load(bundle, default_precision)
-        evaluation = {f"{dev_split}": evaluate_bundle_model(served, dev)}
-        if test_split:
-            evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))
-        evaluation = {k: {**v, "precision": default_precision, "data": str(data)} for k, v in evaluation.items()}
+        evaluation = bundle_evaluation(served, dev, data, test_split, dev_split)
         for p in set(precisions) - set(ship):
             (staging / GRAPH_FILES[p]).unlink()
         shipped = [g for g in graphs if g.precision in ship]
         write_manifest(staging, shipped, [], **fields, evaluation=evaluation, parity=parity)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out
 

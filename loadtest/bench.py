@@ -37,6 +37,7 @@ from loadtest.servers import (
     settings_env,
 )
 from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
+from service.settings import Settings
 
 DEFAULT_FRACTIONS = "0.25,0.5,0.7,0.85,1.0,1.15,1.3,1.5,1.75"
 
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             args.precision or None,
             args.intra_op_threads,
             args.raw_seconds,
+            run_pairs=(int(service_settings(args).get("max_run_pairs", Settings.model_fields["max_run_pairs"].default)),),
         )
         print(summary_lines(raw, Sweep("service"), None, args.p99_target_ms)[0], flush=True)
     rates = offered_rates(args, raw)

@@ -1,27 +1,60 @@
-"""Raw ONNX Runtime compute rate of a bundle: ``session.run`` on padded batches, nothing else.
+"""Raw ONNX Runtime compute rate of a bundle: ``session.run`` on request batches, nothing else.
 
 The ceiling a server is measured against: batches of one request's services (one query, N titles),
-tokenised and padded up front, run back to back for a fixed time. Also reports how much of those
-padded batches is padding, the share a length-sorting batcher can win back.
+tokenised up front, run back to back. Two ways to run a request are timed *interleaved* (request by
+request, so a noisy neighbour slows both alike):
+
+* **padded**: the request as one batch padded to its longest pair (the issue's "raw compute");
+* **planned**: the request length-sorted and cut into runs of ``max_run_pairs``, each padded to its own
+  longest pair, exactly as the service's batcher plans a lone request (:func:`service.batcher.plan_runs`).
+
+Planned over padded is what padding-aware batching can win; the service over planned is what the
+server itself costs (HTTP, JSON, tokenisation, queueing). ``python -m loadtest.raw --run-pairs 4,8,16,32``
+compares run sizes, the evidence behind the ``max_run_pairs`` default.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from relevance.bundle import load_bundle
+from service.batcher import plan_runs
 from service.model import BundleModel
 
 
 @dataclass(frozen=True)
 class RawResult:
-    pairs_per_s: float
+    pairs_per_s: float  # padded: one batch per request
     batch_pairs: int
     padding_share: float  # padded tokens that are padding
     precision: str
     runs: int
+    # max_run_pairs -> (pairs/s, padding share) when the request is cut into sorted runs of that size
+    planned: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+Batch = dict[str, np.ndarray]
+
+
+def _plans(model: BundleModel, examples: list, run_pairs: Sequence[int]) -> dict[int, list[Batch]]:
+    """0 -> the request as one padded batch; k -> its runs as the batcher plans them with max_run_pairs=k."""
+    plans = {0: [model.encoder.pad(examples)]}
+    for k in run_pairs:
+        runs = plan_runs([[len(ids) for ids, _ in examples]], k)
+        plans[k] = [model.encoder.pad([examples[i] for _, i in run]) for run in runs]
+    return plans
+
+
+def _padding(batches: list[list[Batch]]) -> float:
+    real = sum(int(b["attention_mask"].sum()) for bs in batches for b in bs)
+    return 1 - real / sum(b["attention_mask"].size for bs in batches for b in bs)
 
 
 def raw_compute_rate(
@@ -30,24 +63,60 @@ def raw_compute_rate(
     precision: str | None,
     intra_op_threads: int,
     seconds: float = 5.0,
+    run_pairs: Sequence[int] = (),
 ) -> RawResult:
+    """Pairs/s of the padded plan and of each ``run_pairs`` plan, each timed for about ``seconds``."""
     # ORT's default session options (spinning threads included): the ceiling, not the service's setup
     model = BundleModel.load(load_bundle(bundle), precision, intra_op_threads=intra_op_threads)
-    batches = []
-    real = padded = 0
-    for query, titles in requests:
-        examples = model.encode(query, [{"title": t} for t in titles])
-        batch = model.encoder.pad(examples)
-        batches.append(batch)
-        real += int(batch["attention_mask"].sum())
-        padded += batch["attention_mask"].size
-    for batch in batches[:3]:
-        model.backend.predict(batch)  # allocation and first-run costs are not compute
-    runs = pairs = 0
-    started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        batch = batches[runs % len(batches)]
-        model.backend.predict(batch)
-        runs += 1
-        pairs += len(batch["input_ids"])
-    return RawResult(pairs / elapsed, len(requests[0][1]), 1 - real / padded, model.precision, runs)
+    plans = [_plans(model, model.encode(q, [{"title": t} for t in titles]), run_pairs) for q, titles in requests]
+    keys = [0, *run_pairs]
+    for request in plans[:3]:
+        for k in keys:  # allocation and first-run costs are not compute
+            for batch in request[k]:
+                model.backend.predict(batch)
+    spent = dict.fromkeys(keys, 0.0)
+    pairs = dict.fromkeys(keys, 0)
+    i = 0
+    while min(spent.values()) < seconds:
+        request = plans[i % len(plans)]
+        for k in keys:
+            started = time.perf_counter()
+            for batch in request[k]:
+                model.backend.predict(batch)
+            spent[k] += time.perf_counter() - started
+            pairs[k] += sum(len(b["input_ids"]) for b in request[k])
+        i += 1
+    planned = {k: (pairs[k] / spent[k], _padding([p[k] for p in plans])) for k in run_pairs}
+    return RawResult(pairs[0] / spent[0], len(requests[0][1]), _padding([p[0] for p in plans]), model.precision, i,
+                     planned)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=Path("models/default"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
+    parser.add_argument("--services", type=int, default=32, help="services per request")
+    parser.add_argument("--run-pairs", default="4,8,16,32", help="max_run_pairs values to compare")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per plan")
+    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all cores)")
+    args = parser.parse_args(argv)
+    try:
+        bodies = build_bodies(load_test_split(args.data), args.services, 64)
+    except DataMissing as err:
+        print(err, file=sys.stderr)
+        return 2
+    run_pairs = [int(k) for k in args.run_pairs.split(",") if k.strip()]
+    raw = raw_compute_rate(args.bundle, [pairs_of(b) for b in bodies], None, args.threads, args.seconds, run_pairs)
+    m = load_bundle(args.bundle, verify=False).manifest
+    print(f"{m.name} {m.version} ({raw.precision}), requests of {raw.batch_pairs} services, {raw.runs} requests per plan")
+    print("| plan | pairs/s | padding | vs padded |\n| --- | ---: | ---: | ---: |")
+    print(f"| one padded batch | {raw.pairs_per_s:.0f} | {raw.padding_share:.0%} | 1.00x |")
+    for k, (rate, padding) in raw.planned.items():
+        print(f"| sorted runs of {k} | {rate:.0f} | {padding:.0%} | {rate / raw.pairs_per_s:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,6 +52,8 @@ def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms
         out["service_vs_infinity_emb"] = best.achieved_pairs_s / INFINITY_EMB_PAIRS_S
         if raw is not None:
             out["service_vs_raw"] = best.achieved_pairs_s / raw.pairs_per_s
+            if raw.planned:  # the bench plans with the service's max_run_pairs only
+                out["service_vs_planned"] = best.achieved_pairs_s / next(iter(raw.planned.values()))[0]
     if naive is not None and (naive_best := naive.best(target_ms)) is not None:
         out["naive_pairs_s"] = naive_best.achieved_pairs_s
         if raw is not None:
@@ -74,11 +76,17 @@ def summary_lines(raw: RawResult | None, service: Sweep, naive: Sweep | None, ta
             f"raw ORT compute ({raw.precision}, padded batches of {raw.batch_pairs}): "
             f"{raw.pairs_per_s:.0f} pairs/s ({100 * raw.padding_share:.0f}% of padded tokens are padding)"
         )
+        for k, (rate, padding) in raw.planned.items():
+            lines.append(
+                f"raw ORT compute as the batcher plans a lone request (sorted runs of {k}): {rate:.0f} pairs/s "
+                f"({100 * padding:.0f}% padding; {rate / raw.pairs_per_s:.2f}x padded)"
+            )
     lines.append(_best_line("service", r.get("service_pairs_s"), target_ms))
     if naive is not None:
         lines.append(_best_line("naive per-request baseline", r.get("naive_pairs_s"), target_ms))
     for key, label in [
         ("service_vs_raw", "service / raw compute"),
+        ("service_vs_planned", "service / planned-run compute"),
         ("naive_vs_raw", "naive / raw compute"),
         ("service_vs_naive", "service / naive"),
         (

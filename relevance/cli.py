@@ -145,6 +145,34 @@ def export(
     _print_manifest_summary(path)
 
 
+@app.command()
+def optimize(
+    bundle: Annotated[Path, typer.Argument(help="existing bundle folder (e.g. models/default)")],
+    out: Annotated[Path, typer.Argument(help="new bundle folder (written only if the rewritten graphs pass the gate)")],
+    version: Annotated[str, typer.Option(help="version of the new bundle (same weights, new graphs)")],
+    data: DataOpt = DEFAULT_DATA,
+    dev_split: Annotated[str, typer.Option(help="split of the gate")] = "dev",
+    test_split: Annotated[str, typer.Option(help="split evaluated into bundle.json ('' skips it)")] = "test",
+    min_agreement: Annotated[float, typer.Option(help="gate: min INT8 label agreement with the source graph on dev")] = 0.99,
+    max_f1_drop: Annotated[float, typer.Option(help="gate: max dev macro-F1 loss vs the source graph")] = 0.003,
+) -> None:
+    """Rewrite a bundle's graphs for faster CPU kernels (no checkpoint needed); fails if they score differently.
+
+    Undoes ONNX Runtime fusions whose CPU kernels are slower than the ops they replace
+    (SkipLayerNormalization, BiasGelu) and records the optimizers the service must disable.
+    `python -m export.profile OLD NEW` shows where the time went before and after."""
+    from export.parity import ParityError, ParityLimits
+    from export.rewrite import optimize_bundle
+
+    try:
+        path = optimize_bundle(bundle, out, data, version, dev_split=dev_split, test_split=test_split or None,
+                               limits=ParityLimits(min_int8_agreement=min_agreement, max_int8_f1_drop=max_f1_drop))
+    except ParityError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    _print_manifest_summary(path)
+
+
 def _print_manifest_summary(path: Path) -> None:
     from relevance.bundle import load_bundle
 

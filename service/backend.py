@@ -56,6 +56,8 @@ class OnnxBackend:
         intra_op_threads: int = 0,
         inter_op_threads: int = 1,
         allow_spinning: bool = True,
+        disabled_optimizers: Sequence[str] = (),
+        profile_prefix: str | None = None,
     ) -> None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -66,8 +68,13 @@ class OnnxBackend:
             # Idle ORT threads otherwise spin for a while after each run, burning the core the event loop
             # needs to parse the next request; offline jobs keep spinning (the default) for throughput.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile_prefix:
+            # ORT's per-node trace (export.profile reads it); written by session.end_profiling()
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         self.providers = resolve_providers(providers)
-        self.session = ort.InferenceSession(str(graph), sess_options=options, providers=self.providers)
+        self.session = ort.InferenceSession(str(graph), sess_options=options, providers=self.providers,
+                                            disabled_optimizers=list(disabled_optimizers) or None)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:

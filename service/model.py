@@ -37,11 +37,13 @@ class BundleModel:
         providers: Sequence[str] = ("cpu",),
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
+        profile_prefix: str | None = None,
     ) -> "BundleModel":
         m = bundle.manifest
-        precision = precision or m.default_precision
-        backend = OnnxBackend(bundle.graph_path(precision), providers, intra_op_threads,
-                              allow_spinning=allow_spinning)
+        graph = m.graph(precision)
+        backend = OnnxBackend(bundle.root / graph.path, providers, intra_op_threads, allow_spinning=allow_spinning,
+                              disabled_optimizers=graph.disabled_optimizers, profile_prefix=profile_prefix)
+        precision = graph.precision
         encoder = PairEncoder.from_file(bundle.tokenizer_path, m.max_length)
         return cls(bundle, encoder, backend, precision)
 

@@ -64,6 +64,10 @@ class GraphEntry(_Strict):
 
     path: str
     precision: Precision
+    # ONNX Runtime graph transformers switched off when a session loads this graph (names as in
+    # InferenceSession(disabled_optimizers=...)): export undoes fusions whose CPU kernels are slow
+    # (export.cpu_kernels), and ORT would otherwise rebuild them at load time.
+    disabled_optimizers: tuple[str, ...] = ()
 
 
 class BundleManifest(_Strict):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,3 +27,20 @@ def write_manifest(root: Path, graphs: list[GraphEntry], extra_files: list[str],
     )
     (root / MANIFEST_NAME).write_text(json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n")
     return manifest
+
+
+@contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """A temporary sibling folder to assemble a bundle in; moved to ``out`` (replacing it) only when the
+    block succeeds, so a failed export never leaves a half-written bundle where a service would load it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a bundle is read by the (non-root) service user
+    try:
+        yield staging
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -100,4 +100,25 @@ def test_smoke_run_writes_the_table(tiny_bundle, tmp_path, capsys):
     assert "python -m loadtest.bench --bundle" in text
     assert text.count("| service |") == 2 and text.count("| naive |") == 2
     assert "service / raw compute" in text and "generator CPU" in text
+    assert "as the batcher plans a lone request (sorted runs of 16)" in text
     assert "pairs/s" in capsys.readouterr().out
+
+
+def test_raw_compute_times_padded_and_planned_runs_of_the_same_requests(tiny_bundle):
+    from loadtest.raw import raw_compute_rate
+
+    titles = ["x", "a much longer product title with many words in it", "mid size title", "y"] * 2
+    raw = raw_compute_rate(tiny_bundle, [("angle bracket", titles)], None, 1, seconds=0.05, run_pairs=(2, 8))
+    assert raw.pairs_per_s > 0 and set(raw.planned) == {2, 8}
+    # sorted runs of 2 pad less than one padded batch; a run as big as the request pads the same
+    assert raw.planned[2][1] < raw.padding_share and raw.planned[8][1] == pytest.approx(raw.padding_share)
+
+
+def test_raw_cli_compares_run_sizes(tiny_bundle, tmp_path, capsys):
+    from loadtest.raw import main as raw_main
+
+    assert raw_main(["--bundle", str(tiny_bundle), "--data", str(write_homedepot(tmp_path / "hd")),
+                     "--services", "8", "--run-pairs", "2,8", "--seconds", "0.05", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| one padded batch |" in out and "| sorted runs of 2 |" in out and "| sorted runs of 8 |" in out
+    assert raw_main(["--bundle", str(tiny_bundle), "--data", str(tmp_path / "nothing")]) == 2

@@ -1,0 +1,128 @@
+"""Where a bundle's inference time goes: ONNX Runtime's per-node profile, summed by operator type.
+
+    python -m export.profile models/default runs/bundle-new --data ../shared/data/homedepot
+
+Every bundle scores the *same* padded batches of random test pairs (``--batch`` pairs each, the
+size of one request) through the serving backend (its session options and the manifest's
+``disabled_optimizers``). For each operator type the table gives the kernel milliseconds per batch
+and the share of the total; the last rows give the wall-clock time per batch measured outside the
+profiler and its ratio to the first bundle. With ``--out`` the table replaces its section of that
+Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.bench import sample_batches, write_section
+from relevance.bundle import load_bundle
+from relevance.data import load_pairs
+from service.model import BundleModel
+
+
+@dataclass
+class Profile:
+    label: str
+    kernel_ms: dict[str, float]  # op type -> kernel ms per batch
+    nodes: Counter  # op type -> nodes run per batch
+    wall_ms: float  # median wall-clock ms per batch, profiler off
+
+
+def kernel_times(trace: Path, runs: int) -> tuple[dict[str, float], Counter]:
+    """Sum ORT's ``*_kernel_time`` events of a profile trace by op type, per run."""
+    total: dict[str, float] = defaultdict(float)
+    count: Counter = Counter()
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            total[op] += event["dur"] / 1000
+            count[op] += 1
+    return {op: ms / runs for op, ms in total.items()}, Counter({op: n // runs for op, n in count.items()})
+
+
+def profile_bundle(path: Path, precision: str | None, pairs: list, batch: int, batches: int, runs: int,
+                   threads: int, seed: int = 0) -> Profile:
+    bundle = load_bundle(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        profiled = BundleModel.load(bundle, precision, intra_op_threads=threads, profile_prefix=f"{tmp}/ort")
+        inputs = sample_batches(profiled, pairs, batch, batches, random.Random(seed))
+        profiled.backend.predict(inputs[0])  # first-run allocation is not steady state
+        for i in range(runs):
+            profiled.backend.predict(inputs[i % len(inputs)])
+        trace = Path(profiled.backend.session.end_profiling())
+        # the warm-up run is in the trace too: count it
+        kernel_ms, nodes = kernel_times(trace, runs + 1)
+    timed = BundleModel.load(bundle, precision, intra_op_threads=threads)
+    timed.backend.predict(inputs[0])
+    wall = []
+    for i in range(runs):
+        started = time.perf_counter()
+        timed.backend.predict(inputs[i % len(inputs)])
+        wall.append(1000 * (time.perf_counter() - started))
+    label = f"{bundle.manifest.name} {bundle.manifest.version} ({timed.precision})"
+    return Profile(label, kernel_ms, nodes, statistics.median(wall))
+
+
+def table(profiles: list[Profile]) -> list[str]:
+    ops = sorted({op for p in profiles for op in p.kernel_ms}, key=lambda op: -max(p.kernel_ms.get(op, 0) for p in profiles))
+    lines = ["| operator | " + " | ".join(f"{p.label}: nodes, ms/batch (share)" for p in profiles) + " |",
+             "| --- |" + " ---: |" * len(profiles)]
+    for op in ops:
+        cells = []
+        for p in profiles:
+            ms, total = p.kernel_ms.get(op, 0.0), sum(p.kernel_ms.values())
+            cells.append(f"{p.nodes[op]}, {ms:.2f} ({ms / total:.0%})" if op in p.kernel_ms else "—")
+        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    lines.append("| **kernel total** | " + " | ".join(f"{sum(p.kernel_ms.values()):.1f}" for p in profiles) + " |")
+    base = profiles[0].wall_ms
+    lines.append("| **wall ms/batch, profiler off (vs first)** | "
+                 + " | ".join(f"{p.wall_ms:.1f} ({base / p.wall_ms:.2f}x)" for p in profiles) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundles", type=Path, nargs="+", help="bundle folders, profiled on the same batches")
+    parser.add_argument("--precision", help="graph to profile (default: each bundle's default)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--batch", type=int, default=32, help="pairs per batch (one request's services)")
+    parser.add_argument("--batches", type=int, default=20, help="distinct batches, cycled")
+    parser.add_argument("--runs", type=int, default=60, help="profiled (and then timed) runs per bundle")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="Markdown file whose '## Where the time goes' section is replaced")
+    args = parser.parse_args(argv)
+    try:
+        pairs = load_pairs(args.data, args.split)
+    except FileNotFoundError as err:
+        print(f"profiling needs real pairs: {err}", file=sys.stderr)
+        return 2
+    profiles = []
+    for path in args.bundles:
+        profiles.append(profile_bundle(path, args.precision, pairs, args.batch, args.batches, args.runs, args.threads))
+        print(f"{profiles[-1].label}: {profiles[-1].wall_ms:.1f} ms per batch of {args.batch}", flush=True)
+    command = "python -m export.profile " + shlex.join(argv if argv is not None else sys.argv[1:])
+    section = "\n".join([
+        "## Where the time goes (ONNX Runtime profile by operator)", "",
+        f"Command: `{command}`  ",
+        (f"{args.runs} runs of padded batches of {args.batch} random `{args.split}` pairs ({args.batches} distinct), "
+         f"{args.threads} intra-op threads; kernel times from ORT's profiler, wall time measured separately."), "",
+        *table(profiles), ""])
+    print(section)
+    if args.out:
+        write_section(args.out, "## Where the time goes", section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
