@@ -6,7 +6,8 @@ Every bundle scores the *same* padded batches of random test pairs (``--batch`` 
 size of one request) through the serving backend (its session options and the manifest's
 ``disabled_optimizers``). For each operator type the table gives the kernel milliseconds per batch
 and the share of the total; the last rows give the wall-clock time per batch measured outside the
-profiler and its ratio to the first bundle. With ``--out`` the table replaces its section of that
+profiler, the bundles taking turns batch by batch (a noisy neighbour slows them alike), and its
+ratio to the first bundle. With ``--out`` the table replaces its section of that
 Markdown file.
 """
 
@@ -35,7 +36,7 @@ class Profile:
     label: str
     kernel_ms: dict[str, float]  # op type -> kernel ms per batch
     nodes: Counter  # op type -> nodes run per batch
-    wall_ms: float  # median wall-clock ms per batch, profiler off
+    wall_ms: float  # median wall-clock ms per batch, profiler off, timed interleaved with the others
 
 
 def kernel_times(trace: Path, runs: int) -> tuple[dict[str, float], Counter]:
@@ -51,7 +52,9 @@ def kernel_times(trace: Path, runs: int) -> tuple[dict[str, float], Counter]:
 
 
 def profile_bundle(path: Path, precision: str | None, pairs: list, batch: int, batches: int, runs: int,
-                   threads: int, seed: int = 0) -> Profile:
+                   threads: int, seed: int = 0) -> tuple[Profile, BundleModel, list]:
+    """Kernel times of ``runs`` profiled runs; returns the profile (wall time still 0), an unprofiled
+    model of the same graph and the batches, for :func:`time_interleaved`."""
     bundle = load_bundle(path)
     with tempfile.TemporaryDirectory() as tmp:
         profiled = BundleModel.load(bundle, precision, intra_op_threads=threads, profile_prefix=f"{tmp}/ort")
@@ -63,14 +66,22 @@ def profile_bundle(path: Path, precision: str | None, pairs: list, batch: int, b
         # the warm-up run is in the trace too: count it
         kernel_ms, nodes = kernel_times(trace, runs + 1)
     timed = BundleModel.load(bundle, precision, intra_op_threads=threads)
-    timed.backend.predict(inputs[0])
-    wall = []
-    for i in range(runs):
-        started = time.perf_counter()
-        timed.backend.predict(inputs[i % len(inputs)])
-        wall.append(1000 * (time.perf_counter() - started))
     label = f"{bundle.manifest.name} {bundle.manifest.version} ({timed.precision})"
-    return Profile(label, kernel_ms, nodes, statistics.median(wall))
+    return Profile(label, kernel_ms, nodes, 0.0), timed, inputs
+
+
+def time_interleaved(models: list[BundleModel], inputs: list[list], runs: int) -> list[float]:
+    """Median wall ms per batch of each model on its own ``inputs``, profiler off, the models taking turns
+    batch by batch so a noisy neighbour slows them alike."""
+    for model, batches in zip(models, inputs, strict=True):
+        model.backend.predict(batches[0])
+    wall: list[list[float]] = [[] for _ in models]
+    for i in range(runs):
+        for j, (model, batches) in enumerate(zip(models, inputs, strict=True)):
+            started = time.perf_counter()
+            model.backend.predict(batches[i % len(batches)])
+            wall[j].append(1000 * (time.perf_counter() - started))
+    return [statistics.median(w) for w in wall]
 
 
 def table(profiles: list[Profile]) -> list[str]:
@@ -107,16 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"profiling needs real pairs: {err}", file=sys.stderr)
         return 2
-    profiles = []
-    for path in args.bundles:
-        profiles.append(profile_bundle(path, args.precision, pairs, args.batch, args.batches, args.runs, args.threads))
-        print(f"{profiles[-1].label}: {profiles[-1].wall_ms:.1f} ms per batch of {args.batch}", flush=True)
+    profiled = [profile_bundle(path, args.precision, pairs, args.batch, args.batches, args.runs, args.threads)
+                for path in args.bundles]
+    profiles = [p for p, _, _ in profiled]
+    walls = time_interleaved([m for _, m, _ in profiled], [b for _, _, b in profiled], args.runs)
+    for profile, wall in zip(profiles, walls, strict=True):
+        profile.wall_ms = wall
+        print(f"{profile.label}: {wall:.1f} ms per batch of {args.batch}", flush=True)
     command = "python -m export.profile " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = "\n".join([
         "## Where the time goes (ONNX Runtime profile by operator)", "",
         f"Command: `{command}`  ",
         (f"{args.runs} runs of padded batches of {args.batch} random `{args.split}` pairs ({args.batches} distinct), "
-         f"{args.threads} intra-op threads; kernel times from ORT's profiler, wall time measured separately."), "",
+         f"{args.threads} intra-op threads; kernel times from ORT's profiler; wall time without it, bundles taking turns batch by batch."), "",
         *table(profiles), ""])
     print(section)
     if args.out:

@@ -130,7 +130,9 @@ def offered_rates(args: argparse.Namespace, raw: RawResult | None) -> list[float
 def sweep(
     name: str, measure: Callable[[float], RateResult], rates: list[float], target_ms: float, refine: int
 ) -> Sweep:
-    """Measure rising rates until one misses the target badly, then bisect towards the knee."""
+    """Measure rising rates until one misses the target badly, then bisect towards the knee ``refine``
+    times; when even the first rate misses, the bisection starts from zero, so a service that meets
+    the target only at light load still gets its highest passing rate rather than none."""
     result = Sweep(name)
     for rate in rates:
         res = measure(rate)
@@ -141,9 +143,9 @@ def sweep(
     for _ in range(refine):
         passing = [r.offered_pairs_s for r in result.results if r.meets(target_ms)]
         failing = [r.offered_pairs_s for r in result.results if not r.meets(target_ms)]
-        low = max(passing, default=None)
-        high = min((f for f in failing if low is None or f > low), default=None)
-        if low is None or high is None or high - low < 0.03 * high:
+        low = max(passing, default=0.0)
+        high = min((f for f in failing if f > low), default=None)
+        if high is None or high - low < 0.03 * high:
             break
         res = measure((low + high) / 2)
         result.results.append(res)

@@ -122,3 +122,22 @@ def test_raw_cli_compares_run_sizes(tiny_bundle, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| one padded batch |" in out and "| sorted runs of 2 |" in out and "| sorted runs of 8 |" in out
     assert raw_main(["--bundle", str(tiny_bundle), "--data", str(tmp_path / "nothing")]) == 2
+
+
+def _fake_rate(rate_pairs_s: float, meets: bool) -> RateResult:
+    outcomes = [Outcome(0.0, 0.05, 200 if meets else 503) for _ in range(100)]
+    return RateResult(rate_pairs_s / 8, 8, outcomes, wall_s=1.0)
+
+
+def test_sweep_bisects_below_the_first_rate_when_even_it_misses():
+    from loadtest.bench import sweep
+
+    measured = []
+
+    def measure(rate: float) -> RateResult:
+        measured.append(rate)
+        return _fake_rate(rate, rate < 60)
+
+    result = sweep("service", measure, [100, 200], 100.0, refine=2)
+    assert measured == [100, 50, 75]  # 100 misses badly: bisect from zero, then between 50 and 100
+    assert result.best(100.0).offered_pairs_s == 50
