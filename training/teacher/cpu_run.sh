@@ -44,8 +44,25 @@ step calibrate-sft "$R/sft-calibrated/teacher.json" $T calibrate --teacher "$R/s
     --n-pairs 400 --batch-size 32
 step eval-sft-calibrated "$R/eval-sft-calibrated.json" $T eval --teacher "$R/sft-calibrated" --split test \
     --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft-calibrated.json"
-best=$(python -c "import json,sys; print(max(sys.argv[1:], key=lambda t: json.load(open(t + '/run.json'))['macro_f1_after']))" \
-    "$R/calibrated" "$R/sft-calibrated")
-echo "$(date -u +%FT%TZ) teacher done; annotating teacher (best teacher_train macro-F1 after calibration): $best"
-step annotate "$R/annotate.done" bash -c "relevance annotate --teacher $best --split pool --limit ${ANNOTATE:-5050} \
+# session 5: DPO from samples of the *calibrated* SFT teacher (so every class has correct samples to
+# prefer), label-contrastive class-balanced pairs, a gentler lr than the runs above (1e-4 overshot)
+step reward-cal "$R/samples-cal.jsonl" $T reward --teacher "$R/sft-calibrated" --out "$R/samples-cal.jsonl" \
+    --n-pairs "${DPO_PAIRS:-240}" --samples-per-pair 4 $GEN
+step dpo-cal "$R/dpo-cal/teacher.json" $T dpo --teacher "$R/sft" --samples "$R/samples-cal.jsonl" --out "$R/dpo-cal" \
+    --batch-size 4 --lr "${DPO_CAL_LR:-3e-5}" --label-scoring exact --selection label_contrast
+step eval-dpo-cal "$R/eval-dpo-cal.json" $T eval --teacher "$R/dpo-cal" --split test --n-pairs "$N_EVAL" $GEN \
+    --out "$R/eval-dpo-cal.json"
+step calibrate-dpo-cal "$R/dpo-cal-calibrated/teacher.json" $T calibrate --teacher "$R/dpo-cal" \
+    --out "$R/dpo-cal-calibrated" --n-pairs 400 --batch-size 32
+step eval-dpo-cal-calibrated "$R/eval-dpo-cal-calibrated.json" $T eval --teacher "$R/dpo-cal-calibrated" \
+    --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dpo-cal-calibrated.json"
+# label calibration of the candidates on teacher_train; the one with the highest teacher_train
+# macro-F1 after calibration (run.json: macro_f1_after) annotates -- chosen without test labels
+if [ -z "${STEPS:-}" ] || [[ ",$STEPS," == *",annotate,"* ]]; then
+  best=$(python -c "import json,os,sys; c=[t for t in sys.argv[1:] if os.path.exists(t + '/run.json')]; \
+print(max(c, key=lambda t: json.load(open(t + '/run.json'))['macro_f1_after']))" \
+    "$R/calibrated" "$R/sft-calibrated" "$R/contrast-calibrated" "$R/dpo-cal-calibrated")
+  echo "$(date -u +%FT%TZ) teacher done; annotating teacher (best teacher_train macro-F1 after calibration): $best"
+fi
+step annotate "$R/annotate.done" bash -c "relevance annotate --teacher ${best:-} --split pool --limit ${ANNOTATE:-5050} \
     --batch-size 32 --out artifacts/annotations/pool.jsonl && touch $R/annotate.done"
