@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -84,6 +85,8 @@ def _train_common(teacher, data, out, text_fields, seed, threads, batch_size, gr
 
 
 def _done(folder: Path) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` the main process reports
+        return
     run = json.loads((Path(folder) / "run.json").read_text())
     typer.echo(f"{run['step']}: teacher {run['teacher']['version']} at {folder} "
                f"({run['optimizer_steps']} steps, loss {run['first_loss']} -> {run['last_loss']}, {run['seconds']} s)")

@@ -91,4 +91,7 @@ def finish_step(trainer, started: StartedStep, cfg: _TrainBase, step: str, extra
             **(extra or {}),
         }
         (started.out / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    # under `accelerate launch` the other ranks return only once the spec exists: whatever runs next in
+    # their process (the CLI's summary, a following step) reads it
+    trainer.accelerator.wait_for_everyone()
     return started.out
