@@ -5,9 +5,12 @@
 
 Every run goes through :func:`training.crsd.train_crsd` with one of :data:`training.crsd.PRESETS`
 and the same common settings (student, steps per epoch, dev-based selection). Each writes
-``<results>/<preset>/seed-<seed>/metrics.json`` (dev and test metrics, parameter counts, the
-command); finished runs are skipped on a rerun, so an interrupted comparison resumes. The renderer
-reads only those files, so every number in the docs comes from a file the command reproduces.
+``<record>/<preset>/seed-<seed>/metrics.json`` (dev and test metrics, parameter counts, the
+command; ``record`` defaults to ``results``, where the checkpoints go); finished runs are skipped on
+a rerun, so an interrupted comparison resumes. The renderer reads only those files, so every number
+in the docs comes from a file the command reproduces. Point ``record`` at a committed folder
+(``artifacts/compare/...``) and the few-KB metrics outlive the checkpoints: seeds can then be added
+in a later session without retraining the runs already recorded.
 
 Teacher metrics file (``--teacher-metrics``): JSON with the teacher's test metrics under ``"test"``
 (or at the top level) in :func:`relevance.metrics.evaluate`'s format, and optionally ``"teacher"``
@@ -38,8 +41,9 @@ def run_comparison(
     force: bool = False,
     command: str | None = None,
     latency_pairs: int = 100,
+    record: str | Path | None = None,
 ) -> list[Path]:
-    """Train every preset x seed not yet done; return the metrics files of all requested runs."""
+    """Train every preset x seed not yet recorded; return the metrics files of all requested runs."""
     from accelerate import PartialState
 
     from training.crsd import PRESETS, CRSDConfig, train_crsd, training_pairs
@@ -48,6 +52,7 @@ def run_comparison(
     if unknown:
         raise ValueError(f"unknown presets {unknown}; choose from {', '.join(PRESETS)}")
     results = Path(results)
+    record = Path(record) if record else results
     budget = None
     if any(PRESETS[p].equal_budget for p in presets):
         # as many pairs as the teacher-label runs train on: the usable annotated pool pairs
@@ -56,7 +61,7 @@ def run_comparison(
     for preset in presets:
         for seed in seeds:
             run_dir = results / preset / f"seed-{seed}"
-            path = run_dir / METRICS_FILE
+            path = record / preset / f"seed-{seed}" / METRICS_FILE
             files.append(path)
             if path.is_file() and not force:
                 continue
@@ -74,13 +79,17 @@ def run_comparison(
                     **{k: report[k] for k in ("dev", "test", "parameters", "distillation", "n_train", "steps",
                                               "train_seconds", "config") if k in report},
                 }
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(metrics, indent=2))
-    if latency_pairs and PartialState().is_main_process and not (results / LATENCY_FILE).is_file():
-        first = next(f for f in files if f.is_file())
-        cfg = json.loads(first.read_text())["config"]
-        latency = student_cpu_latency(first.parent / "best", cfg["data"], cfg["test_split"] or cfg["dev_split"],
-                                      latency_pairs, threads=1)
-        (results / LATENCY_FILE).write_text(json.dumps(latency, indent=2))
+    if latency_pairs and PartialState().is_main_process and not (record / LATENCY_FILE).is_file():
+        # every run is the same student architecture: time the first whose checkpoint is still here
+        runs = [json.loads(f.read_text()) for f in files if f.is_file()]
+        run = next((r for r in runs if Path(r["checkpoint"]).is_dir()), None)
+        if run is not None:
+            cfg = run["config"]
+            latency = student_cpu_latency(run["checkpoint"], cfg["data"], cfg["test_split"] or cfg["dev_split"],
+                                          latency_pairs, threads=1)
+            (record / LATENCY_FILE).write_text(json.dumps(latency, indent=2))
     return files
 
 
@@ -279,12 +288,12 @@ def write_section(doc: str | Path, section: str, content: str) -> Path:
     return doc
 
 
-def render(results: str | Path, doc: str | Path, section: str = "homedepot", plot: str | Path | None = None,
+def render(record: str | Path, doc: str | Path, section: str = "homedepot", plot: str | Path | None = None,
            teacher_metrics: str | Path | None = None, title: str = "") -> Path:
-    """Tables (and the plot) of every finished run under ``results`` into ``doc``'s ``section``."""
-    runs = load_runs(results)
+    """Tables (and the plot) of every run recorded under ``record`` into ``doc``'s ``section``."""
+    runs = load_runs(record)
     teacher = read_teacher_metrics(teacher_metrics)
-    latency_file = Path(results) / LATENCY_FILE
+    latency_file = Path(record) / LATENCY_FILE
     latency = json.loads(latency_file.read_text()) if latency_file.is_file() else None
     plot_ref = None
     if plot and runs:

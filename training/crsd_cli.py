@@ -111,6 +111,11 @@ def compare(
     results: Annotated[Path, typer.Option(help="one folder per preset and seed, each with metrics.json")] = Path(
         "runs/compare"
     ),
+    record: Annotated[
+        Optional[Path],
+        typer.Option(help="where each run's metrics.json goes (default: RESULTS); a committed folder such as "
+                          "artifacts/compare/homedepot keeps the table's inputs after the checkpoints are gone"),
+    ] = None,
     teacher_metrics: Annotated[
         Optional[Path], typer.Option(help="JSON with the teacher's test metrics (for retention and the teacher row)")
     ] = None,
@@ -136,8 +141,8 @@ def compare(
     if not render_only:
         common = _common(data, annotations, init, epochs, batch_size, limit_train, threads, set_)
         run_comparison(names, [int(s) for s in seeds.split(",") if s.strip()], results, common,
-                       force=force, command=_command_line(ctx), latency_pairs=latency_pairs)
-    path = render(results, doc, section, plot, teacher_metrics, plot_title)
+                       force=force, command=_command_line(ctx), latency_pairs=latency_pairs, record=record)
+    path = render(record or results, doc, section, plot, teacher_metrics, plot_title)
     typer.echo(f"wrote {path}" + (f" and {plot}" if plot else ""))
 
 

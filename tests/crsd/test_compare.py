@@ -48,6 +48,27 @@ def test_compare_runs_every_preset_and_renders_tables_and_plot(tiny_init, crsd_d
     assert (tmp_path / "docs" / "results.md").read_text().count("results:homedepot begin") == 1
 
 
+def test_recorded_metrics_outlive_the_checkpoints(tiny_init, crsd_data, crsd_annotations, tmp_path,
+                                                  teacher_metrics_file):
+    import shutil
+
+    record = tmp_path / "record"
+    args = _args(tiny_init, crsd_data, crsd_annotations, tmp_path, teacher_metrics_file) + [
+        "--presets", "teacher_hard", "--record", str(record)]
+    assert CliRunner().invoke(app(), args).exit_code == 0
+    metrics = record / "teacher_hard" / "seed-1" / "metrics.json"
+    assert metrics.is_file() and (record / "latency.json").is_file()
+    assert (tmp_path / "results" / "teacher_hard" / "seed-1" / "best").is_dir()
+    assert not (tmp_path / "results" / "teacher_hard" / "seed-1" / "metrics.json").exists()
+    # a later session without the checkpoints: the recorded run is not retrained and still rendered
+    shutil.rmtree(tmp_path / "results")
+    stamp = metrics.stat().st_mtime_ns
+    result = CliRunner().invoke(app(), args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert metrics.stat().st_mtime_ns == stamp and not (tmp_path / "results").exists()
+    assert "| `teacher_hard`" in (tmp_path / "docs" / "results.md").read_text()
+
+
 def test_cli_module_imports_without_torch():
     import subprocess
 
