@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loadtest.openloop import RateResult
+from loadtest.queueing import max_utilisation
 from loadtest.raw import RawResult
 
 # Measured by the issue on this machine class (MiniLM-L6 INT8, 32 services per request); not re-measured.
@@ -46,6 +47,9 @@ def rate_line(name: str, r: RateResult, target_ms: float) -> str:
 
 def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
     out: dict[str, float] = {}
+    if raw is not None and raw.planned:
+        out["queueing_ceiling_pairs_s"] = queueing_ceiling(next(iter(raw.planned.values()))[0], raw.batch_pairs,
+                                                           target_ms)
     best = service.best(target_ms)
     if best is not None:
         out["service_pairs_s"] = best.achieved_pairs_s
@@ -54,6 +58,8 @@ def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms
             out["service_vs_raw"] = best.achieved_pairs_s / raw.pairs_per_s
             if raw.planned:  # the bench plans with the service's max_run_pairs only
                 out["service_vs_planned"] = best.achieved_pairs_s / next(iter(raw.planned.values()))[0]
+                if ceiling := out.get("queueing_ceiling_pairs_s"):
+                    out["service_vs_ceiling"] = best.achieved_pairs_s / ceiling
     if naive is not None and (naive_best := naive.best(target_ms)) is not None:
         out["naive_pairs_s"] = naive_best.achieved_pairs_s
         if raw is not None:
@@ -61,6 +67,12 @@ def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms
         if best is not None:
             out["service_vs_naive"] = best.achieved_pairs_s / naive_best.achieved_pairs_s
     return out
+
+
+def queueing_ceiling(pairs_s: float, pairs_per_request: int, target_ms: float) -> float:
+    """The most pairs/s any single server computing at ``pairs_s`` can carry within the p99 target
+    (M/D/1 with Poisson arrivals, :mod:`loadtest.queueing`)."""
+    return pairs_s * max_utilisation(pairs_per_request / pairs_s, target_ms / 1000)
 
 
 def _best_line(name: str, pairs_s: float | None, target_ms: float) -> str:
@@ -81,12 +93,18 @@ def summary_lines(raw: RawResult | None, service: Sweep, naive: Sweep | None, ta
                 f"raw ORT compute as the batcher plans a lone request (sorted runs of {k}): {rate:.0f} pairs/s "
                 f"({100 * padding:.0f}% padding; {rate / raw.pairs_per_s:.2f}x padded)"
             )
+        if "queueing_ceiling_pairs_s" in r:
+            lines.append(
+                f"queueing ceiling at that compute rate (M/D/1, Poisson arrivals, p99<={target_ms:.0f} ms): "
+                f"{r['queueing_ceiling_pairs_s']:.0f} pairs/s"
+            )
     lines.append(_best_line("service", r.get("service_pairs_s"), target_ms))
     if naive is not None:
         lines.append(_best_line("naive per-request baseline", r.get("naive_pairs_s"), target_ms))
     for key, label in [
         ("service_vs_raw", "service / raw compute"),
         ("service_vs_planned", "service / planned-run compute"),
+        ("service_vs_ceiling", "service / queueing ceiling"),
         ("naive_vs_raw", "naive / raw compute"),
         ("service_vs_naive", "service / naive"),
         (

@@ -141,3 +141,20 @@ def test_sweep_bisects_below_the_first_rate_when_even_it_misses():
     result = sweep("service", measure, [100, 200], 100.0, refine=2)
     assert measured == [100, 50, 75]  # 100 misses badly: bisect from zero, then between 50 and 100
     assert result.best(100.0).offered_pairs_s == 50
+
+
+def test_summary_reports_the_service_against_the_queueing_ceiling_of_its_compute():
+    from loadtest.queueing import max_utilisation
+    from loadtest.raw import RawResult
+    from loadtest.report import Sweep, ratios, summary_lines
+
+    raw = RawResult(pairs_per_s=300.0, batch_pairs=8, padding_share=0.4, precision="int8", runs=10,
+                    planned={4: (400.0, 0.1)})
+    service = Sweep("service", [_fake_rate(40.0, True)])
+    r = ratios(raw, service, None, 100.0)
+    ceiling = 400.0 * max_utilisation(8 / 400.0, 0.1)  # 20 ms per request of 8 pairs
+    assert r["queueing_ceiling_pairs_s"] == pytest.approx(ceiling) and 0 < ceiling < 400.0
+    assert r["service_vs_ceiling"] == pytest.approx(r["service_pairs_s"] / ceiling)
+    lines = summary_lines(raw, service, None, 100.0)
+    assert any(line.startswith("queueing ceiling at that compute rate") for line in lines)
+    assert any(line.startswith("service / queueing ceiling: ") for line in lines)
