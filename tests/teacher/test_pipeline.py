@@ -32,6 +32,24 @@ def test_dapt_corpus_is_text_only_and_trains_an_adapter(dapt_teacher, catalog_js
     assert run["optimizer_steps"] == 6 and run["corpus"]["splits"] == ["train"] and run["last_loss"] is not None
 
 
+def test_dapt_lowers_held_out_perplexity(dapt_teacher, tiny_lm, catalog_jsonl, tmp_path):
+    from typer.testing import CliRunner
+
+    from relevance.cli import app
+    from training.teacher.dapt import held_out_perplexity
+
+    base = held_out_perplexity(str(tiny_lm), str(catalog_jsonl), "test", TEXT_FIELDS, max_tokens=1500, block_size=64)
+    out = tmp_path / "ppl.json"
+    result = CliRunner().invoke(app, ["teacher", "perplexity", "--teacher", str(dapt_teacher), "--data",
+                                      str(catalog_jsonl), "--split", "test", "--text-fields", ",".join(TEXT_FIELDS),
+                                      "--max-tokens", "1500", "--block-size", "64", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    adapted = json.loads(out.read_text())
+    assert adapted["tokens"] == base["tokens"] == base["blocks"] * 63 > 0  # the same held-out blocks
+    assert 1.0 < adapted["perplexity"] < base["perplexity"]  # six DAPT steps on train text already transfer
+    assert "perplexity" in result.output
+
+
 def test_sft_on_program_seeds(sft_teacher, catalog_jsonl):
     from collections import Counter
 

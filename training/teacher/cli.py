@@ -1,4 +1,4 @@
-"""``relevance teacher convert|dapt|bootstrap|sft|reward|dpo|eval`` and ``relevance annotate``.
+"""``relevance teacher convert|dapt|perplexity|bootstrap|sft|reward|dpo|eval`` and ``relevance annotate``.
 
 Thin shells over the step functions; torch, transformers, TRL and PEFT are imported inside the
 commands, so importing this module (and ``relevance --help``) stays light.
@@ -295,6 +295,27 @@ def calibrate(
     typer.echo(f"calibrate: teacher {run['teacher']['version']} at {folder}; label bias {run['label_bias']}; "
                f"macro-F1 on {run['with_probs']} {split} pairs {run['macro_f1_before']:.4f} -> "
                f"{run['macro_f1_after']:.4f}; predicted {run['predicted_after']}")
+
+
+@teacher_app.command()
+def perplexity(
+    teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
+    split: Annotated[str, typer.Option(help="split whose query + service TEXT is scored (dev: never DAPT input)")] = "dev",
+    max_tokens: Annotated[int, typer.Option(help="tokens scored")] = 20_000,
+    block_size: Annotated[int, typer.Option(help="tokens per packed sequence (as in DAPT)")] = 256,
+    out: Annotated[Optional[Path], typer.Option(help="write the result JSON here")] = None,
+    text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
+) -> None:
+    """Held-out perplexity of the platform text: what DAPT moves, before SFT makes the eval table readable."""
+    from training.teacher.dapt import held_out_perplexity
+
+    _logging()
+    result = held_out_perplexity(teacher, data, split, _fields(text_fields), max_tokens, block_size, batch_size,
+                                 threads, seed)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo(f"{result['teacher']['name']} {result['teacher']['version']}: perplexity {result['perplexity']:.2f} "
+               f"on {result['tokens']} {split} tokens ({result['seconds']} s)")
 
 
 @teacher_app.command("eval")
