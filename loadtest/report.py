@@ -47,18 +47,19 @@ def rate_line(name: str, r: RateResult, target_ms: float) -> str:
 
 def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
     out: dict[str, float] = {}
-    if raw is not None and raw.planned:
-        out["queueing_ceiling_pairs_s"] = queueing_ceiling(next(iter(raw.planned.values()))[0], raw.batch_pairs,
-                                                           target_ms)
+    # the bench plans with the service's max_run_pairs only
+    planned = next(iter(raw.planned.values()))[0] if raw is not None and raw.planned else None
+    if planned:
+        out["queueing_ceiling_pairs_s"] = queueing_ceiling(planned, raw.batch_pairs, target_ms)
     best = service.best(target_ms)
     if best is not None:
         out["service_pairs_s"] = best.achieved_pairs_s
         out["service_vs_infinity_emb"] = best.achieved_pairs_s / INFINITY_EMB_PAIRS_S
         if raw is not None:
             out["service_vs_raw"] = best.achieved_pairs_s / raw.pairs_per_s
-            if raw.planned:  # the bench plans with the service's max_run_pairs only
-                out["service_vs_planned"] = best.achieved_pairs_s / next(iter(raw.planned.values()))[0]
-                if ceiling := out.get("queueing_ceiling_pairs_s"):
+            if planned:
+                out["service_vs_planned"] = best.achieved_pairs_s / planned
+                if ceiling := out["queueing_ceiling_pairs_s"]:
                     out["service_vs_ceiling"] = best.achieved_pairs_s / ceiling
     if naive is not None and (naive_best := naive.best(target_ms)) is not None:
         out["naive_pairs_s"] = naive_best.achieved_pairs_s

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -85,7 +84,9 @@ def _train_common(teacher, data, out, text_fields, seed, threads, batch_size, gr
 
 
 def _done(folder: Path) -> None:
-    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` the main process reports
+    from accelerate import PartialState  # already loaded by the step that just trained
+
+    if not PartialState().is_main_process:  # under `accelerate launch` the main process reports
         return
     run = json.loads((Path(folder) / "run.json").read_text())
     typer.echo(f"{run['step']}: teacher {run['teacher']['version']} at {folder} "
