@@ -11,6 +11,9 @@ mkdir -p "$R"
 source "$(dirname "$0")/steps.sh"
 step eval-base "$R/eval-base.json" $T eval --teacher smollm2 --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-base.json"
 step dapt "$R/dapt/teacher.json" $T dapt --out "$R/dapt" --max-tokens "${DAPT_TOKENS:-100000}" --batch-size 8
+# held-out (dev) perplexity of the platform text before and after DAPT: what DAPT moves on its own
+step perplexity-base "$R/perplexity-base.json" $T perplexity --teacher smollm2 --out "$R/perplexity-base.json"
+step perplexity-dapt "$R/perplexity-dapt.json" $T perplexity --teacher "$R/dapt" --out "$R/perplexity-dapt.json"
 step eval-dapt "$R/eval-dapt.json" $T eval --teacher "$R/dapt" --split test --n-pairs "$N_EVAL" $GEN --out "$R/eval-dapt.json"
 step sft "$R/sft/teacher.json" $T sft --teacher "$R/dapt" --out "$R/sft" --seeds attributes \
     --n-examples "${SFT_EXAMPLES:-1200}" --batch-size 8
