@@ -63,12 +63,14 @@ def run_comparison(
             run_dir = results / preset / f"seed-{seed}"
             path = record / preset / f"seed-{seed}" / METRICS_FILE
             files.append(path)
-            if path.is_file() and not force:
-                continue
             overrides = {**common, "out": str(run_dir), "seed": seed}
             if PRESETS[preset].equal_budget:
                 overrides["limit_train"] = budget
-            report = train_crsd(CRSDConfig.from_preset(preset, **overrides))
+            cfg = CRSDConfig.from_preset(preset, **overrides)
+            if path.is_file() and not force:
+                check_recorded_settings(path, cfg.to_json())
+                continue
+            report = train_crsd(cfg)
             if PartialState().is_main_process:
                 metrics = {
                     "preset": preset,
@@ -91,6 +93,22 @@ def run_comparison(
                                           latency_pairs, threads=1)
             (record / LATENCY_FILE).write_text(json.dumps(latency, indent=2))
     return files
+
+
+# where the run's files go, how many threads it used, and the student's folder (an absolute path
+# that moves with the virtual environment) do not change what a run measures
+UNCOMPARED_SETTINGS = ("out", "threads", "init")
+
+
+def check_recorded_settings(path: Path, wanted: dict) -> None:
+    """Refuse to skip to a recorded run of other settings: its row would mix, e.g., 2- and 3-epoch seeds."""
+    recorded = json.loads(path.read_text()).get("config", {})
+    wanted = json.loads(json.dumps(wanted))  # the recorded side went through JSON (tuples became lists)
+    differ = [f"{k}={recorded[k]!r} (now {wanted[k]!r})" for k in wanted
+              if k not in UNCOMPARED_SETTINGS and k in recorded and recorded[k] != wanted[k]]
+    if differ:
+        raise ValueError(f"{path} was recorded with other settings: {', '.join(differ)}; rerun with the recorded "
+                         "settings, pass --force to retrain it, or --record another folder")
 
 
 def student_cpu_latency(checkpoint: str | Path, data: str, split: str, n: int = 100, threads: int = 1) -> dict:

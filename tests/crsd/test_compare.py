@@ -67,6 +67,10 @@ def test_recorded_metrics_outlive_the_checkpoints(tiny_init, crsd_data, crsd_ann
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert metrics.stat().st_mtime_ns == stamp and not (tmp_path / "results").exists()
     assert "| `teacher_hard`" in (tmp_path / "docs" / "results.md").read_text()
+    # adding seeds with other settings would mix them in one row: refused, nothing trained
+    result = CliRunner().invoke(app(), args + ["--epochs", "2", "--seeds", "1,2"])
+    assert result.exit_code != 0 and "epochs=1.0 (now 2.0)" in str(result.exception)
+    assert not (record / "teacher_hard" / "seed-2").exists()
 
 
 def test_cli_module_imports_without_torch():
