@@ -5,7 +5,7 @@ Generic JSONL (one object per line; the format for any team's own data)::
     {"id": "42",                                   # optional; defaults to the line number
      "query": "angle bracket",
      "service": {"id": "100001", "title": "Simpson Strong-Tie 12-Gauge Angle",
-                 "brand": "Simpson", "description": "..."},   # any extra string fields
+                 "brand": "Simpson", "description": "..."},   # any extra scalar fields
      "label": "exact",                             # optional: irrelevant | partial | exact
      "rating": 3.0,                                # optional: mean human rating on 1..3
      "split": "train",                             # optional: lets --split filter the file
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from relevance.bundle.manifest import field_text
 from relevance.labels import LABELS, label_from_rating
 
 ESCI_LABELS = {"exact": "exact", "substitute": "partial", "complement": "partial", "irrelevant": "irrelevant"}
@@ -99,7 +100,7 @@ def _jsonl(path: Path, splits: set[str] | None) -> Iterator[Pair]:
                 raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
             if splits is not None and obj.get("split") not in splits:
                 continue
-            service = {k: str(v) for k, v in (obj.get("service") or {}).items() if v is not None}
+            service = {k: field_text(v) for k, v in (obj.get("service") or {}).items() if v is not None}
             try:
                 yield Pair(
                     id=str(obj.get("id", n)),

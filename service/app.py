@@ -17,8 +17,16 @@ from service.variant import BackendWrapper
 
 DESCRIPTION = """Scores (query, service) pairs with a distilled BERT relevance model inside a latency budget.
 
-Pairs from concurrent requests are batched dynamically; a request that cannot be answered inside its
-deadline (`X-Deadline-Ms`, default from settings) is refused at once with `503` and `Retry-After`.
+Pairs from concurrent requests are batched dynamically. Deadlines:
+
+* with `X-Deadline-Ms: D` the deadline is the caller's: a request that cannot be scored within `D` ms
+  of arrival is refused at once (`503 deadline_unmeetable`, `Retry-After`), queued work that can no
+  longer finish in time is dropped (`503 expired_in_queue`), and admitted work is answered by then;
+* without the header, `default_deadline_ms` bounds only how long a request may wait behind others
+  before its compute starts, so a lone request of any size up to `max_services` is answered on an
+  idle server while overload still sheds fast.
+
+The response's `budget` says which applied; `GET /admission` shows the estimate behind a refusal.
 `X-AB-Bucket` picks the A/B variant. Errors share one JSON shape:
 `{"error", "message", "request_id", "fields"}`.
 """

@@ -5,8 +5,9 @@ A *job* is one request's encoded pairs. The batcher loop
 1. waits until pairs are queued, then up to ``max_wait`` until a full ORT run is (under load the
    queue is never short, so the wait only matters when traffic is light);
 2. cuts a *step* from the head of the queue, FIFO, up to ``max_batch_pairs`` pairs and
-   ``max_batch_tokens`` tokens (a large request spans several steps), dropping jobs whose deadline
-   passed while they queued, before any compute is spent on them;
+   ``max_batch_tokens`` tokens (a large request spans several steps), dropping jobs whose budget ran
+   out while they queued (or that could no longer be scored by their caller's deadline), before any
+   compute is spent on them;
 3. plans the step's ORT *runs* (:func:`plan_runs`): pairs are length-sorted within groups of
    consecutive jobs and cut into runs of ``max_run_pairs``, each padded only to its own longest pair
    (41% of a naively padded batch of 32 Home Depot titles is padding, 25% of sorted runs of 16);
@@ -14,23 +15,29 @@ A *job* is one request's encoded pairs. The batcher loop
    scatters the probabilities back after each run, completing each job's future as soon as its last
    pair is scored, so the first request of a step does not wait for the last.
 
-Admission control (:meth:`Batcher.admit`) estimates the queue delay from the measured cost per pair:
-a request that cannot finish inside its deadline is refused at once instead of timing out in the queue.
+Admission control (:meth:`Batcher.admit`) estimates when a request would start and be scored from
+the cost model of request shape (:mod:`service.cost`: the run profile measured at warm-up, the run
+plan, the compute queued ahead, the live slowdown) and refuses at once what its budget
+(:mod:`service.deadline`) cannot hold, instead of letting it time out in the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from service.cost import CostModel, Estimate, RunProfile, profile_shapes
+from service.deadline import Budget
 from service.errors import InferenceFailed, NotReady, Overloaded, ShedReason
 from service.metrics import ServiceMetrics
 
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 Example = tuple[list[int], list[int]]
 PairRef = tuple[int, int]  # (index of the slice in the step, index of the pair in its job)
 RunOutcome = np.ndarray | Exception  # a run's probabilities, or what it raised
+RunTiming = tuple[int, int, float]  # (pairs, padded length, seconds) of one measured run
 
 
 class Runner(Protocol):
@@ -62,9 +70,11 @@ class Job:
     """One request's pairs on their way through the queue; ``future`` gets the (n x labels) probabilities."""
 
     examples: Sequence[Example]
-    deadline: float  # time.monotonic() by which the caller needs the answer
+    budget: Budget
     future: asyncio.Future[np.ndarray]
     probs: np.ndarray
+    cost_s: float  # profiled seconds of its runs (what it adds to the queue's estimate)
+    admitted: Estimate | None = None  # what admission estimated, checked against the truth when scored
     enqueued_at: float = field(default_factory=time.monotonic)
     taken: int = 0  # pairs handed to steps so far
     scored: int = 0
@@ -72,6 +82,19 @@ class Job:
     @property
     def pending(self) -> int:
         return len(self.examples) - self.taken
+
+    @property
+    def pending_cost_s(self) -> float:
+        return self.cost_s * self.pending / max(1, len(self.examples))
+
+    def too_late(self, now: float, slowdown: float) -> bool:
+        """Not started and past use: its start-by time passed, or (caller deadline) it could no longer
+        be scored by the deadline even if it started now."""
+        if self.started:
+            return False
+        if now >= self.budget.start_by:
+            return True
+        return now + self.cost_s * slowdown > self.budget.finish_by
 
     @property
     def started(self) -> bool:
@@ -119,43 +142,42 @@ def plan_runs(
     return runs
 
 
-class PairCost:
-    """Seconds of inference per pair, an exponentially weighted mean over real steps.
-
-    It rises fast and falls slowly: a slowdown (a noisy neighbour, a long-text burst) must tighten
-    admission at once, while a single fast step should not reopen the gates to a queue we cannot serve.
-    """
-
-    def __init__(self, initial_s: float = 0.002, alpha_up: float = 0.5, alpha_down: float = 0.1) -> None:
-        self.seconds = initial_s
-        self.alpha_up = alpha_up
-        self.alpha_down = alpha_down
-
-    def update(self, seconds: float, pairs: int) -> None:
-        if pairs > 0:
-            observed = seconds / pairs
-            alpha = self.alpha_up if observed > self.seconds else self.alpha_down
-            self.seconds += alpha * (observed - self.seconds)
-
-
 class Batcher:
     def __init__(
-        self, variant: str, runner: Runner, n_labels: int, limits: BatchLimits, metrics: ServiceMetrics
+        self,
+        variant: str,
+        runner: Runner,
+        n_labels: int,
+        limits: BatchLimits,
+        metrics: ServiceMetrics,
+        max_length: int = 512,
+        loop_lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.variant = variant
         self.runner = runner
         self.n_labels = n_labels
         self.limits = limits
         self.metrics = metrics
-        self.cost = PairCost()
+        self.cost = CostModel(limits.max_run_pairs, max_length)
+        self.loop_lag = loop_lag
+        self.probe_interval_s = 1.0
+        self._last_probe = -math.inf
         self._queue: deque[Job] = deque()
         self._queued_pairs = 0
-        self._step_pairs_left = 0  # pairs of the running step not scored yet (for the delay estimate)
+        self._queued_cost_s = 0.0  # profiled seconds of the queued pairs
+        # Admitted requests being tokenised are not queued yet but will be: their cost is reserved at
+        # admission, or a burst arriving together would each see the queue without the others.
+        self._reserved_s = 0.0
+        self._reserved_pairs = 0
+        self._step_cost_left_s = 0.0  # profiled seconds of the running step's runs not finished yet
+        self._running = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # One thread: steps are sequential anyway, and a second run would only fight for the same cores.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{variant}")
         self._depth = metrics.queue_depth_pairs.labels(variant=variant)
+        metrics.queue_estimated_seconds.labels(variant=variant).set_function(lambda: self.ahead_s())
+        metrics.cost_slowdown.labels(variant=variant).set_function(lambda: self.cost.factor)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -172,23 +194,31 @@ class Batcher:
             job = self._queue.popleft()
             if not job.future.done():
                 job.future.set_exception(NotReady("the server is shutting down"))
-        self._set_queued(0)
+        self._set_queued(0, 0.0)
         self._executor.shutdown(wait=True)
 
-    async def warmup(self, examples: Sequence[Example], rounds: int = 2) -> float:
-        """Run a realistic step a few times so allocation is paid now and the pair cost is measured."""
+    async def warmup(self, example: Example, repeats: int = 3) -> float:
+        """Measure the run profile (:class:`~service.cost.RunProfile`) on a grid of run shapes.
 
-        def run_all() -> None:
-            for run in self._plan([[len(ids) for ids, _ in examples]]):
-                self.runner.run([examples[i] for _, i in run])
+        Every shape real traffic can produce is run here once untimed, so allocation is paid before
+        the first request, then ``repeats`` times timed. ``example`` supplies real token ids.
+        """
+        ids, _ = example
+        pairs, lengths = profile_shapes(self.limits.max_run_pairs, self.cost.max_length)
 
-        seconds = 0.0
-        for _ in range(rounds):
+        def time_run(b: int, length: int) -> float:
+            # a length-sorted run as traffic makes it: pairs of several lengths, the longest = length
+            sizes = [max(2, length - (length // 2) * k // max(1, b - 1)) for k in range(b)]
+            run = [((ids * (n // max(1, len(ids)) + 1))[:n], [0] * n) for n in sizes]
             started = time.perf_counter()
-            await asyncio.get_running_loop().run_in_executor(self._executor, run_all)
-            seconds = time.perf_counter() - started
-        self.cost.seconds = seconds / max(1, len(examples))
-        return seconds
+            self.runner.run(run)
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        self.cost.profile = await asyncio.get_running_loop().run_in_executor(
+            self._executor, RunProfile.measure, time_run, pairs, lengths, repeats
+        )
+        return time.perf_counter() - started
 
     # --- admission and submission -------------------------------------------------------------
 
@@ -196,51 +226,117 @@ class Batcher:
     def queued_pairs(self) -> int:
         return self._queued_pairs
 
-    def estimate_delay(self, pairs: int) -> float:
-        """Seconds until ``pairs`` more pairs would be scored: the rest of the running step, the queue
-        ahead, the pairs themselves, and the batching wait."""
-        ahead = self._step_pairs_left + self._queued_pairs + pairs
-        return ahead * self.cost.seconds + self.limits.max_wait_s
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._running and not self._reserved_pairs
 
-    def admit(self, pairs: int, deadline: float, *, check_deadline: bool = True) -> None:
-        """Refuse now (raise :class:`Overloaded`) what the queue cannot hold or cannot finish in time."""
-        if self._queued_pairs + pairs > self.limits.max_queue_pairs:
+    def describe(self) -> dict[str, object]:
+        """What admission currently believes, for ``GET /admission`` (an SRE asking why it sheds)."""
+        cost = self.cost
+        typical = min(cost.max_length, 32)
+        return {
+            "queued_pairs": self._queued_pairs,
+            "admitted_unqueued_pairs": self._reserved_pairs,
+            "queue_estimated_ms": round(self.ahead_s() * 1000, 2),
+            "running": self._running,
+            "slowdown": round(cost.factor, 3),
+            "estimate_error_multiplier": round(cost.error.multiplier, 3),
+            "step_overhead_ms": round(cost.overhead.seconds * 1000, 3),
+            "last_run_age_s": round(cost.slowdown.age_s, 3),
+            "chars_per_token": round(cost.chars_per_token.value, 3),
+            "max_wait_ms": self.limits.max_wait_s * 1000,
+            "loop_lag_ms": round(self.loop_lag() * 1000, 3),
+            "lone_request_ms": {"tokens_per_pair": typical, "by_services": cost.lone_estimates_ms(typical)},
+            "run_profile": cost.profile.as_dict(),
+        }
+
+    def ahead_s(self) -> float:
+        """Estimated seconds of compute a request arriving now would wait behind."""
+        return (self._step_cost_left_s + self._queued_cost_s + self._reserved_s) * self.cost.factor
+
+    def estimate(self, lengths: Sequence[int]) -> Estimate:
+        """When a request of these pair lengths would start and be scored, if queued now."""
+        own = self.cost.request_seconds(lengths, pooled=not self.idle)
+        return Estimate(own_s=own, ahead_s=self.ahead_s(), wait_s=self.limits.max_wait_s + self.loop_lag())
+
+    def admit(self, lengths: Sequence[int], budget: Budget, *, check_deadline: bool = True) -> Estimate:
+        """Refuse now (raise :class:`Overloaded`) what the queue cannot hold or cannot serve in budget.
+
+        With a caller deadline the request must be *scored* by it; with the default budget it must
+        *start* by it. When only the slowdown factor makes it miss (as profiled it would fit), nothing
+        else is queued or running and no run has been measured for ``probe_interval_s`` (the factor
+        is stale, only decaying), it is admitted as a probe, at most once per ``probe_interval_s``:
+        its run measures whether the slowdown is still real.
+        """
+        pairs = len(lengths)
+        if self._queued_pairs + self._reserved_pairs + pairs > self.limits.max_queue_pairs:
             self._shed("queue_full")
             raise Overloaded(
                 "queue_full",
                 f"{self._queued_pairs} pairs are queued (limit {self.limits.max_queue_pairs}); retry later",
-                self.estimate_delay(0),
+                self.ahead_s(),
             )
-        if not check_deadline:
-            return
-        delay = self.estimate_delay(pairs)
-        budget = deadline - time.monotonic()
-        if delay > budget:
-            self._shed("deadline_unmeetable")
-            raise Overloaded(
-                "deadline_unmeetable",
-                f"estimated {delay * 1000:.0f} ms until scored exceeds the remaining "
-                f"{max(budget, 0) * 1000:.0f} ms of the deadline",
-                self.estimate_delay(0),
-            )
+        estimate = self.estimate(lengths)
+        now = time.monotonic()
+        left = budget.end - now
+        needed = estimate.until_scored_s if budget.bounds_compute else estimate.until_started_s
+        needed *= self.cost.error.multiplier
+        if not check_deadline or needed <= left or self._probe_allowed(lengths, budget, left, now):
+            return self._reserve(estimate, lengths)
+        self._shed("deadline_unmeetable")
+        what = "scored" if budget.bounds_compute else "started (no X-Deadline-Ms: the default budget bounds queue wait)"
+        raise Overloaded(
+            "deadline_unmeetable",
+            f"estimated {needed * 1000:.0f} ms (error margin included) until {what} exceeds the remaining "
+            f"{max(left, 0) * 1000:.0f} ms of the {budget.ms:g} ms budget",
+            self.ahead_s(),
+        )
 
-    def submit(self, examples: Sequence[Example], deadline: float) -> Job:
+    def _probe_allowed(self, lengths: Sequence[int], budget: Budget, left: float, now: float) -> bool:
+        stale = self.cost.slowdown.age_s >= self.probe_interval_s
+        if not (self.idle and stale) or now - self._last_probe < self.probe_interval_s or self.cost.factor <= 1:
+            return False
+        profiled = self.limits.max_wait_s + (self.cost.runs_seconds(lengths) if budget.bounds_compute else 0.0)
+        if profiled > left:
+            return False
+        self._last_probe = now
+        return True
+
+    def _reserve(self, estimate: Estimate, lengths: Sequence[int]) -> Estimate:
+        reserved = self.cost.runs_seconds(lengths, pooled=not self.idle)
+        self._reserved_s += reserved
+        self._reserved_pairs += len(lengths)
+        return dataclasses.replace(estimate, reserved_s=reserved, reserved_pairs=len(lengths))
+
+    def release(self, estimate: Estimate) -> None:
+        """Give back what admission reserved (at submission, or when the request fails before it)."""
+        self._reserved_s = max(0.0, self._reserved_s - estimate.reserved_s)
+        self._reserved_pairs = max(0, self._reserved_pairs - estimate.reserved_pairs)
+        if not self._reserved_pairs:
+            self._reserved_s = 0.0
+
+    def submit(self, examples: Sequence[Example], budget: Budget, admitted: Estimate | None = None) -> Job:
+        """Queue an admitted request's encoded pairs (its reservation becomes the queued job)."""
+        if admitted is not None:
+            self.release(admitted)
         if self._task is None:
             raise NotReady(f"variant {self.variant} is not running")
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        job = Job(examples, deadline, future, np.empty((len(examples), self.n_labels), dtype=np.float32))
+        cost = self.cost.runs_seconds([len(ids) for ids, _ in examples], pooled=not self.idle)
+        job = Job(
+            examples, budget, future, np.empty((len(examples), self.n_labels), dtype=np.float32), cost, admitted
+        )
         self._queue.append(job)
-        self._set_queued(self._queued_pairs + len(examples))
+        self._set_queued(self._queued_pairs + len(examples), self._queued_cost_s + cost)
         self._wakeup.set()
         return job
 
     async def result(self, job: Job) -> np.ndarray:
-        """The job's probabilities; at its deadline, a job still queued is withdrawn (503), while one
-        already being computed is awaited: the work is nearly done and dropping it would waste it."""
+        """The job's probabilities. At the end of its budget a job still queued is withdrawn (503),
+        while one already being computed is awaited: admission and the drop of queued work that can
+        no longer finish in time keep that rare, and dropping it would waste work nearly done."""
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(job.future), max(0.0, job.deadline - time.monotonic())
-            )
+            return await asyncio.wait_for(asyncio.shield(job.future), max(0.0, job.budget.end - time.monotonic()))
         except TimeoutError:
             if not job.started and self._withdraw(job):
                 raise self._expired() from None
@@ -253,7 +349,7 @@ class Batcher:
         if job.future.done() or job not in self._queue:
             return False
         self._queue.remove(job)
-        self._set_queued(self._queued_pairs - job.pending)
+        self._set_queued(self._queued_pairs - job.pending, self._queued_cost_s - job.pending_cost_s)
         job.future.cancel()
         return True
 
@@ -274,7 +370,8 @@ class Batcher:
                     log.exception("batcher step failed", extra={"variant": self.variant})
                     self._fail(step, InferenceFailed("inference failed"))
                 finally:
-                    self._step_pairs_left = 0
+                    self._step_cost_left_s = 0.0
+                    self._running = False
 
     async def _fill_window(self) -> None:
         """Wait until a full ORT run is queued or the oldest job has waited ``max_wait``.
@@ -294,6 +391,7 @@ class Batcher:
     def _cut(self) -> list[Slice]:
         """Take up to the step limits from the head of the queue, FIFO; drop expired and withdrawn jobs."""
         now = time.monotonic()
+        slowdown = self.cost.factor
         slices: list[Slice] = []
         pairs = tokens = 0
         full = False
@@ -302,7 +400,7 @@ class Batcher:
             if job.future.done():  # failed earlier in another step
                 self._pop_head()
                 continue
-            if not job.started and job.deadline <= now:
+            if job.too_late(now, slowdown):
                 self._pop_head()
                 job.future.set_exception(self._expired())
                 continue
@@ -318,29 +416,33 @@ class Batcher:
             if stop > start:
                 if not job.started:
                     self.metrics.queue_wait.labels(variant=self.variant).observe(now - job.enqueued_at)
+                cost = job.pending_cost_s
                 job.taken = stop
                 slices.append(Slice(job, start, stop))
-                self._set_queued(self._queued_pairs - (stop - start))
+                self._set_queued(self._queued_pairs - (stop - start), self._queued_cost_s - cost + job.pending_cost_s)
             if job.pending == 0:
                 self._queue.popleft()
         return slices
 
     def _pop_head(self) -> None:
         job = self._queue.popleft()
-        self._set_queued(self._queued_pairs - job.pending)
+        self._set_queued(self._queued_pairs - job.pending, self._queued_cost_s - job.pending_cost_s)
 
     async def _run_step(self, step: list[Slice]) -> None:
         """All runs of a step in one trip to the batcher's thread: the thread goes from run to run
         without waiting for the event loop (which may be busy parsing requests), and each run's
         results come back to the loop as soon as the run ends."""
         runs = self._plan([s.lengths() for s in step])
-        n_pairs = self._step_pairs_left = sum(s.stop - s.start for s in step)
-        padded = sum(len(run) * max(len(self._example(step, ref)[0]) for ref in run) for run in runs)
+        n_pairs = sum(s.stop - s.start for s in step)
+        shapes = [(len(run), max(len(self._example(step, ref)[0]) for ref in run)) for run in runs]
+        padded = sum(b * length for b, length in shapes)
+        self._running = True
+        self._step_cost_left_s = sum(self.cost.run_seconds(b, length) for b, length in shapes)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        await loop.run_in_executor(self._executor, self._execute, step, runs, loop)
+        runs_s = await loop.run_in_executor(self._executor, self._execute, step, runs, loop)
         seconds = time.perf_counter() - started
-        self.cost.update(seconds, n_pairs)
+        self.cost.observe_step(seconds, runs_s)
         self.metrics.inference_duration.labels(variant=self.variant).observe(seconds)
         self.metrics.batch_size_pairs.labels(variant=self.variant).observe(n_pairs)
         self.metrics.batch_tokens.labels(variant=self.variant).observe(padded)
@@ -353,11 +455,29 @@ class Batcher:
         sl = step[ref[0]]
         return sl.job.examples[sl.start + ref[1]]
 
-    def _execute(self, step: list[Slice], runs: list[list[PairRef]], loop: asyncio.AbstractEventLoop) -> None:
-        """In the batcher's thread: run each run and hand its outcome to the loop."""
+    def _execute(self, step: list[Slice], runs: list[list[PairRef]], loop: asyncio.AbstractEventLoop) -> float:
+        """In the batcher's thread: run each run, timed, and hand its outcome to the loop; returns the
+        seconds spent inside runs."""
+        total = 0.0
         for run in runs:
-            for refs, outcome in self._run_isolated(step, run):
-                loop.call_soon_threadsafe(self._deliver, step, refs, outcome)
+            started = time.perf_counter()
+            outcomes = self._run_isolated(step, run)
+            seconds = time.perf_counter() - started
+            total += seconds
+            timing = (len(run), max(len(self._example(step, ref)[0]) for ref in run), seconds)
+            loop.call_soon_threadsafe(self._finish_run, step, outcomes, timing)
+        return total
+
+    def _finish_run(
+        self, step: list[Slice], outcomes: list[tuple[list[PairRef], RunOutcome]], timing: RunTiming
+    ) -> None:
+        """On the loop: a run ended. Its time teaches the cost model (failed runs teach nothing)."""
+        pairs, length, seconds = timing
+        self._step_cost_left_s = max(0.0, self._step_cost_left_s - self.cost.run_seconds(pairs, length))
+        if len(outcomes) == 1 and not isinstance(outcomes[0][1], Exception):
+            self.cost.observe_run(pairs, length, seconds)
+        for refs, outcome in outcomes:
+            self._deliver(step, refs, outcome)
 
     def _run_isolated(self, step: list[Slice], run: list[PairRef]) -> list[tuple[list[PairRef], RunOutcome]]:
         """A failed run shared by several jobs is retried job by job, so one job's failure cannot
@@ -378,7 +498,6 @@ class Batcher:
 
     def _deliver(self, step: list[Slice], refs: list[PairRef], outcome: RunOutcome) -> None:
         """On the loop: scatter a run's probabilities to its jobs, completing those now fully scored."""
-        self._step_pairs_left -= len(refs)
         slices = [step[s] for s in dict.fromkeys(s for s, _ in refs)]
         if isinstance(outcome, Exception):
             log.error("inference failed: %s", outcome, extra={"variant": self.variant})
@@ -390,6 +509,9 @@ class Batcher:
         for sl in slices:
             if sl.job.scored == len(sl.job.examples) and not sl.job.future.done():
                 sl.job.future.set_result(sl.job.probs)
+                if sl.job.admitted is not None:
+                    estimate = sl.job.admitted
+                    self.cost.error.observe(time.monotonic() - estimate.made_at, estimate.until_scored_s)
 
     def _fail(self, slices: Sequence[Slice], error: Exception) -> None:
         for sl in slices:
@@ -399,12 +521,15 @@ class Batcher:
     def _expired(self) -> Overloaded:
         self._shed("expired_in_queue")
         return Overloaded(
-            "expired_in_queue", "the deadline passed while the request was queued", self.estimate_delay(0)
+            "expired_in_queue",
+            "the budget ran out while the request was queued (its compute had not started)",
+            self.ahead_s(),
         )
 
     def _shed(self, reason: ShedReason) -> None:
         self.metrics.shed.labels(variant=self.variant, reason=reason).inc()
 
-    def _set_queued(self, pairs: int) -> None:
+    def _set_queued(self, pairs: int, cost_s: float) -> None:
         self._queued_pairs = pairs
+        self._queued_cost_s = max(0.0, cost_s) if pairs else 0.0
         self._depth.set(pairs)

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import ErrorResponse, FieldError
+from service.schemas import PATTERN_MESSAGES, ErrorResponse, FieldError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,13 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def _message(e: dict[str, Any]) -> str:
+    """pydantic's message, except a pattern's, which would read as a regex: say what the rule means."""
+    if e.get("type") == "string_pattern_mismatch":
+        return PATTERN_MESSAGES.get(str((e.get("ctx") or {}).get("pattern")), e.get("msg", "invalid"))
+    return e.get("msg", "invalid")
+
+
 def _validation_fields(err: RequestValidationError) -> list[FieldError]:
     fields = []
     for e in err.errors():
@@ -133,7 +140,7 @@ def _validation_fields(err: RequestValidationError) -> list[FieldError]:
         if e.get("type") == "json_invalid":  # FastAPI puts the character offset where the field would be
             fields.append(FieldError(field="body", message=f"invalid JSON at character {loc[-1]}"))
         else:
-            fields.append(FieldError(field=_field_name(loc), message=e.get("msg", "invalid")))
+            fields.append(FieldError(field=_field_name(loc), message=_message(e)))
     return fields
 
 

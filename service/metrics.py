@@ -81,6 +81,24 @@ class ServiceMetrics:
         self.queue_depth_pairs = Gauge(
             f"{PREFIX}queue_depth_pairs", "Pairs waiting in the batcher queue.", ["variant"], registry=r
         )
+        self.queue_estimated_seconds = Gauge(
+            f"{PREFIX}queue_estimated_seconds",
+            "Admission's estimate of the compute queued ahead of a new request (running step included).",
+            ["variant"],
+            registry=r,
+        )
+        self.cost_slowdown = Gauge(
+            f"{PREFIX}cost_slowdown_ratio",
+            "Measured / warm-up-profiled seconds of recent ORT runs (1 = as profiled; admission scales "
+            "every estimate by it).",
+            ["variant"],
+            registry=r,
+        )
+        self.event_loop_lag = Gauge(
+            f"{PREFIX}event_loop_lag_seconds",
+            "How late the event loop wakes up (recent worst); admission adds it to every estimate.",
+            registry=r,
+        )
         self.in_flight_requests = Gauge(
             f"{PREFIX}in_flight_requests", "HTTP requests being served.", registry=r
         )

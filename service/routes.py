@@ -13,10 +13,17 @@ import numpy as np
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
+from service.deadline import Budget
 from service.errors import NotReady
 from service.metrics import CONTENT_TYPE, ServiceMetrics
 from service.runtime import Runtime
-from service.schemas import ErrorResponse, HealthResponse, RelevanceRequest, RelevanceResponse
+from service.schemas import (
+    AdmissionResponse,
+    ErrorResponse,
+    HealthResponse,
+    RelevanceRequest,
+    RelevanceResponse,
+)
 from service.scoring import Scored, check_limits
 from service.variant import Variant
 
@@ -37,13 +44,17 @@ def get_metrics(request: Request) -> ServiceMetrics:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
-BucketHeader = Annotated[
-    str | None, Header(alias="X-AB-Bucket", description="A/B bucket -> variant (settings)")
-]
+# Optional headers typed without ``| None``: a header cannot be JSON null, and a nullable schema would
+# tell clients (and schemathesis) that the text "null" is a valid value.
+BucketHeader = Annotated[str, Header(alias="X-AB-Bucket", description="A/B bucket -> variant (settings)")]
 DeadlineHeader = Annotated[
-    float | None,
+    float,
     Header(
-        alias="X-Deadline-Ms", gt=0, description="latency budget of this request in ms (default: the setting)"
+        alias="X-Deadline-Ms",
+        gt=0,
+        description="the caller's deadline in ms from arrival: the answer is due by then, and work that "
+        "cannot make it is refused at once (503). Without it, `default_deadline_ms` bounds only the "
+        "time the request waits behind others; its own compute is not bounded",
     ),
 ]
 
@@ -66,7 +77,9 @@ def _probs_json(labels: tuple[str, ...], probs: np.ndarray) -> list[dict[str, fl
     return [{label: round(p, 6) for label, p in zip(labels, row, strict=True)} for row in probs.tolist()]
 
 
-def _response(request: Request, body: RelevanceRequest, variant: Variant, scored: Scored) -> JSONResponse:
+def _response(
+    request: Request, body: RelevanceRequest, variant: Variant, scored: Scored, budget: Budget
+) -> JSONResponse:
     """Build the JSON by hand: validating our own 512-result answer through pydantic would cost more than
     tokenising it. Its shape is :class:`RelevanceResponse`, which the tests check."""
     scores = variant.scores(scored.probs).clip(0.0, 1.0).tolist()
@@ -87,8 +100,11 @@ def _response(request: Request, body: RelevanceRequest, variant: Variant, scored
         "results": results,
         "cached": scored.cached,
         "latency_ms": latency_ms,
+        "budget": budget.describe(),
     }
     headers = {"X-Model-Version": info.version, "X-AB-Variant": variant.name, "X-Request-Id": request_id}
+    if scored.estimate is not None:
+        headers["X-Estimated-Ms"] = f"{scored.estimate.until_scored_s * 1000:.1f}"
     return JSONResponse(content, headers=headers)
 
 
@@ -100,12 +116,11 @@ async def _score(
     if body.request_id:
         request.state.request_id = body.request_id
     check_limits(body, s.max_services, s.max_field_chars)
-    budget_ms = min(deadline_ms or s.default_deadline_ms, s.max_deadline_ms)
-    deadline = request.state.started + budget_ms / 1000
+    budget = Budget.for_request(deadline_ms, s.default_deadline_ms, s.max_deadline_ms, request.state.started)
     services = [svc.fields() for svc in body.services]
-    scored = await runtime.scorer.score(variant, body.query, services, deadline)
+    scored = await runtime.scorer.score(variant, body.query, services, budget)
     request.state.pairs, request.state.cached = len(services), scored.cached
-    return _response(request, body, variant, scored), scored, services
+    return _response(request, body, variant, scored, budget), scored, services
 
 
 @router.post(
@@ -175,6 +190,19 @@ async def readyz(request: Request) -> JSONResponse:
     )
     body = HealthResponse(status="ready" if ready else "not_ready", variants=variants)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/admission",
+    tags=["operations"],
+    summary="What admission control believes now (read-only)",
+    response_model=AdmissionResponse,
+)
+async def admission(runtime: RuntimeDep) -> AdmissionResponse:
+    """Per variant: the compute queued ahead, the live slowdown against the warm-up run profile, the
+    estimated compute of lone requests of 1..256 services, and the profile itself (ms per ORT run by
+    pairs x padded length). Why a request was refused can be read here and in the 503's message."""
+    return AdmissionResponse(variants={v.name: v.batcher.describe() for v in runtime.all_variants()})
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)

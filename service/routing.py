@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.deadline import Budget
 from service.errors import Overloaded
 from service.metrics import ServiceMetrics
 from service.scoring import Scorer
@@ -79,12 +80,12 @@ class ShadowMirror:
     async def _mirror(
         self, primary: Variant, query: str, services: list[dict[str, Any]], primary_probs: np.ndarray
     ) -> None:
-        deadline = time.monotonic() + self.deadline_s
+        budget = Budget("mirror", self.deadline_s * 1000, time.monotonic())
         try:
             # Queued work is dropped at the deadline by the batcher; work already running gets a grace
             # period, after which we stop waiting for it (timeout).
             scored = await asyncio.wait_for(
-                self.scorer.score(self.shadow, query, services, deadline, check_deadline=False),
+                self.scorer.score(self.shadow, query, services, budget, check_deadline=False),
                 self.deadline_s * 1.5,
             )
         except Overloaded as err:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from service.batcher import BatchLimits
 from service.cache import ScoreCache
+from service.deadline import LoopLag
 from service.metrics import ServiceMetrics
 from service.routing import Router, ShadowMirror
 from service.scoring import Scorer
@@ -16,8 +17,6 @@ from service.settings import DEFAULT_VARIANT, SHADOW_VARIANT, Settings
 from service.variant import BackendWrapper, ModelLoader, Variant, build_variant
 
 log = logging.getLogger(__name__)
-
-WARMUP_MAX_PAIRS = 128
 
 
 @dataclass
@@ -30,6 +29,7 @@ class Runtime:
     scorer: Scorer
     mirror: ShadowMirror
     tokenize_pool: ThreadPoolExecutor
+    loop_lag: LoopLag
     ready: bool = False
     warmup_s: dict[str, float] = field(default_factory=dict)
 
@@ -41,11 +41,9 @@ class Runtime:
         self.metrics.ready.set(1 if ready else 0)
 
     async def start(self) -> None:
-        """Warm every variant (allocation paid, pair cost measured), then open the batchers."""
-        # One realistic step, capped: a huge max_batch_pairs must not turn start-up into a benchmark.
-        n = min(self.settings.max_batch_pairs, WARMUP_MAX_PAIRS)
+        """Warm every variant (allocation paid, run profile measured), then open the batchers."""
         for v in self.all_variants():
-            self.warmup_s[v.name] = await v.batcher.warmup(v.warmup_examples(n))
+            self.warmup_s[v.name] = await v.batcher.warmup(v.warmup_example())
             v.batcher.start()
             log.info(
                 "variant ready",
@@ -54,13 +52,16 @@ class Runtime:
                     "bundle": str(v.model.bundle.root),
                     "precision": v.model.precision,
                     "warmup_ms": round(self.warmup_s[v.name] * 1000, 1),
-                    "pair_cost_ms": round(v.batcher.cost.seconds * 1000, 3),
+                    "lone_request_ms_at_32_tokens": v.batcher.cost.lone_estimates_ms(32),
                 },
             )
+        self.loop_lag.start()
+        self.metrics.event_loop_lag.set_function(lambda: self.loop_lag.lag_s)
         self.set_ready(True)
 
     async def stop(self) -> None:
         self.set_ready(False)
+        await self.loop_lag.stop()
         await self.mirror.close()
         for v in self.all_variants():
             await v.batcher.stop()
@@ -85,8 +86,10 @@ def build_runtime(
     started = time.perf_counter()
     loader = ModelLoader(settings.providers, settings.intra_op_threads, settings.ort_allow_spinning)
     primary_limits = batch_limits(settings, settings.max_queue_pairs)
+    loop_lag = LoopLag()
+    lag = lambda: loop_lag.lag_s  # noqa: E731 - read at each admission
     variants = {
-        name: build_variant(name, loader.load(path, settings.precision), primary_limits, metrics)
+        name: build_variant(name, loader.load(path, settings.precision), primary_limits, metrics, lag)
         for name, path in settings.variant_bundles().items()
     }
     # Without a shadow bundle the default one stands in, so /relevance/shadow works out of the box.
@@ -94,7 +97,7 @@ def build_runtime(
         settings.shadow_bundle or settings.bundle, settings.shadow_precision or settings.precision
     )
     shadow = build_variant(
-        SHADOW_VARIANT, shadow_model, batch_limits(settings, settings.shadow_max_queue_pairs), metrics
+        SHADOW_VARIANT, shadow_model, batch_limits(settings, settings.shadow_max_queue_pairs), metrics, lag
     )
     if wrap_backend is not None:
         for v in [*variants.values(), shadow]:
@@ -114,6 +117,7 @@ def build_runtime(
             shadow, scorer, settings.shadow_sample_rate, settings.shadow_deadline_ms / 1000, metrics
         ),
         tokenize_pool=pool,
+        loop_lag=loop_lag,
     )
     log.info(
         "bundles loaded",

@@ -1,15 +1,19 @@
 """The API contract of ``POST /relevance``: request, response and error bodies, with OpenAPI examples.
 
-Static rules live here (types, required fields, non-empty query). Caps that come from settings
-(services per request, characters per field) are checked in :func:`service.scoring.check_limits`,
-because a pydantic model is built before the settings are known.
+Static rules live here (types, required fields, non-blank text), each expressed in the OpenAPI schema
+so that the schema refuses exactly what the service refuses. Caps that come from settings (services
+per request, characters per field) are checked in :func:`service.scoring.check_limits`, because a
+pydantic model is built before the settings are known; the field descriptions name them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
+from pydantic_core import core_schema
+
+from relevance.bundle.manifest import field_text
 
 SERVICE_EXAMPLE = {
     "id": "100001",
@@ -34,57 +38,104 @@ RESPONSE_EXAMPLE = {
     ],
     "cached": 0,
     "latency_ms": 7.9,
+    "budget": {"source": "default", "ms": 100.0, "bounds": "queue_wait"},
 }
 
 
 # Visible ASCII only: the id goes back in a response header and into every log line.
 REQUEST_ID_PATTERN = r"^[!-~]{1,128}$"
+# At least one character that is not whitespace (unanchored, as JSON Schema's ``pattern`` is). Not
+# plain ``\S``: whitespace differs between regex dialects (ECMA-262, which JSON Schema names, counts
+# U+FEFF but not U+0085; Python counts U+001C-U+001F). Excluding the union of them all makes this
+# pattern accept exactly the same strings in ECMA-262, Python ``re`` and pydantic's Rust engine.
+NON_BLANK = r"[^\s\u001c-\u001f\u0085\ufeff]"
+
+# Clearer messages than "String should match pattern ..." for the 422 ``fields`` list (service.errors).
+PATTERN_MESSAGES = {
+    NON_BLANK: "must contain non-whitespace text",
+    REQUEST_ID_PATTERN: "must be 1 to 128 visible ASCII characters (it is sent back in a header)",
+}
 
 
-def _non_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must contain non-whitespace text")
-    return value
+class _OneError:
+    """Replace a union's per-member errors (``id.int``, ``id.str``, ...) by one error at the field itself."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        schema = handler(source)
+        assert schema["type"] == "union", schema["type"]
+        return {**schema, "custom_error_type": self.code, "custom_error_message": self.message}
+
+
+Text = Annotated[str, StringConstraints(min_length=1, pattern=NON_BLANK)]
+
+# Ad backends key services by integers: an id is echoed back with the JSON type it was sent with.
+# Strict members: ``true`` is not the id 1, and ``4.0`` is not the id 4.
+ServiceId = Annotated[
+    StrictInt | Text,
+    _OneError("id_type", "must be an integer or a string with non-whitespace text"),
+    Field(description="the caller's id, an integer or a non-blank string; echoed in the result as sent"),
+]
+
+# Any other field of a service: a JSON scalar. Numbers and booleans are rendered as JSON writes them
+# (12.5 -> "12.5", true -> "true") when the bundle's template names the field, and ignored otherwise.
+# Objects and arrays are refused (422 naming the field), used or not: they have no one text form the
+# model was trained on, and whether a request is valid must not depend on which variant's template
+# happens to score it (A/B buckets and the shadow may read different fields).
+ExtraField = (
+    Annotated[
+        StrictStr | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)] | StrictBool,
+        _OneError(
+            "field_type", "must be a string, a finite number, a boolean or null (not an object or array)"
+        ),
+    ]
+    | None
+)
 
 
 class ServiceIn(BaseModel):
-    """One candidate service. ``id`` and ``title`` are required; any other field must be a string
-    (or null) and is used when the bundle's text template names it (e.g. ``brand``, ``description``)."""
+    """One candidate service. ``id`` and ``title`` are required. Any other field is a string, number,
+    boolean or null (objects and arrays are refused); it is scored when the bundle's text template
+    names it (e.g. ``brand``, ``description``), numbers and booleans as their JSON text, and ignored
+    otherwise. Each text, rendered numbers included, is at most ``max_field_chars`` characters
+    (setting, default 8192; longer is 422)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"example": SERVICE_EXAMPLE})
-    # Typing the extras makes pydantic reject e.g. ``"brand": 3`` with a 422 naming the field.
-    __pydantic_extra__: dict[str, str | None] = Field(init=False)
+    __pydantic_extra__: dict[str, ExtraField] = Field(init=False)
 
-    id: str = Field(min_length=1, description="the caller's id, echoed in the result")
-    title: str = Field(min_length=1, description="service title: always part of the scored text")
-
-    @field_validator("id", "title")
-    @classmethod
-    def _has_text(cls, value: str) -> str:
-        return _non_blank(value)
+    id: ServiceId
+    title: Text = Field(description="service title, with non-whitespace text: always part of the scored text")
 
     def fields(self) -> dict[str, str | None]:
-        """All text fields by name, as the bundle's template renders them."""
-        return {"id": self.id, "title": self.title, **(self.__pydantic_extra__ or {})}
+        """Every field as the text the bundle's template renders (null: missing); ``id`` included, so a
+        template may name it, but the id as such is never part of a cache key."""
+        extra = {name: field_text(value) for name, value in (self.__pydantic_extra__ or {}).items()}
+        return {"id": field_text(self.id), "title": self.title, **extra}
 
 
 class RelevanceRequest(BaseModel):
+    """Unknown top-level fields are refused (422). ``services`` beyond ``max_services`` (setting,
+    default 512) is 413; ``query`` over ``max_field_chars`` characters (default 8192) is 422."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": REQUEST_EXAMPLE})
 
-    query: str = Field(min_length=1, description="the user's search query")
+    query: Text = Field(
+        description="the user's search query, with non-whitespace text; at most `max_field_chars` "
+        "characters (setting, default 8192; longer is 422)"
+    )
     services: list[ServiceIn] = Field(
-        min_length=1, description="candidates to score; results keep this order"
+        min_length=1,
+        description="candidates to score, at least one; results keep this order. More than "
+        "`max_services` (setting, default 512) is 413",
     )
     request_id: str | None = Field(
         None,
         pattern=REQUEST_ID_PATTERN,
-        description="echoed back (and in X-Request-Id); generated when absent",
+        description="1 to 128 visible ASCII characters; echoed back (and in X-Request-Id); generated "
+        "when absent",
     )
-
-    @field_validator("query")
-    @classmethod
-    def _query_has_text(cls, query: str) -> str:
-        return _non_blank(query)
 
 
 class ModelInfo(BaseModel):
@@ -93,10 +144,21 @@ class ModelInfo(BaseModel):
 
 
 class ScoredService(BaseModel):
-    id: str
+    id: StrictInt | StrictStr = Field(description="the service's id as sent: an integer or a string")
     score: float = Field(ge=0.0, le=1.0, description="expected gain in [0, 1]: a monotone ranking score")
     label: str = Field(description="most probable class")
     probs: dict[str, float] = Field(description="class probabilities, summing to 1")
+
+
+class BudgetInfo(BaseModel):
+    source: Literal["header", "default"] = Field(
+        description="header: the caller's X-Deadline-Ms; default: the setting default_deadline_ms"
+    )
+    ms: float = Field(description="the budget in ms, counted from arrival (after clamping to max_deadline_ms)")
+    bounds: Literal["response", "queue_wait"] = Field(
+        description="response: the answer was due within it; queue_wait: only the wait before compute "
+        "started was bounded (no header)"
+    )
 
 
 class RelevanceResponse(BaseModel):
@@ -108,6 +170,7 @@ class RelevanceResponse(BaseModel):
     results: list[ScoredService] = Field(description="one per service, in request order")
     cached: int = Field(ge=0, description="how many results came from the cache")
     latency_ms: float = Field(description="time in the service, from arrival to response")
+    budget: BudgetInfo = Field(description="which latency budget applied to this request")
 
 
 class FieldError(BaseModel):
@@ -133,6 +196,12 @@ class ErrorResponse(BaseModel):
     message: str
     request_id: str | None = None
     fields: list[FieldError] = Field(default_factory=list, description="the offending fields (422 only)")
+
+
+class AdmissionResponse(BaseModel):
+    variants: dict[str, dict[str, Any]] = Field(
+        description="per variant: queued_pairs, queue_estimated_ms, slowdown, lone_request_ms, run_profile, ..."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -16,6 +16,8 @@ import numpy as np
 
 from service.batcher import Example
 from service.cache import CacheKey, ScoreCache
+from service.cost import Estimate
+from service.deadline import Budget
 from service.errors import InvalidInput, PayloadTooLarge
 from service.metrics import ServiceMetrics
 from service.schemas import FieldError, RelevanceRequest
@@ -26,6 +28,7 @@ from service.variant import Variant
 class Scored:
     probs: np.ndarray  # (services x labels), in request order
     cached: int
+    estimate: Estimate | None = None  # admission's estimate for the misses (None: all cached)
 
 
 def check_limits(request: RelevanceRequest, max_services: int, max_field_chars: int) -> None:
@@ -59,25 +62,36 @@ class Scorer:
         variant: Variant,
         query: str,
         services: list[dict[str, Any]],
-        deadline: float,
+        budget: Budget,
         *,
         check_deadline: bool = True,
     ) -> Scored:
         """Probabilities for every service, from the cache where possible and the batcher otherwise.
 
-        Raises :class:`~service.errors.Overloaded` when admission refuses the misses or they expire.
+        Admission runs before tokenisation, on token lengths guessed from characters, so a refusal
+        costs no tokenisation. Raises :class:`~service.errors.Overloaded` when admission refuses the
+        misses or their budget runs out in the queue.
         """
         texts = [variant.model.service_text(s) for s in services]
         probs = np.empty((len(texts), len(variant.labels)), dtype=np.float32)
         keys, misses = self._lookup(variant, query, texts, probs)
-        if misses:
-            variant.batcher.admit(len(misses), deadline, check_deadline=check_deadline)
-            examples = await self._tokenize(variant, query, [texts[i] for i in misses])
-            job = variant.batcher.submit(examples, deadline)
-            fresh = await variant.batcher.result(job)
-            probs[misses] = fresh
-            self._store(keys, misses, fresh)
-        return Scored(probs, len(texts) - len(misses))
+        if not misses:
+            return Scored(probs, len(texts))
+        batcher = variant.batcher
+        miss_texts = [texts[i] for i in misses]
+        estimate = batcher.admit(
+            batcher.cost.guess_lengths(query, miss_texts), budget, check_deadline=check_deadline
+        )
+        try:
+            examples = await self._tokenize(variant, query, miss_texts)
+        except BaseException:  # cancelled (the caller left) or failed: free the reservation
+            batcher.release(estimate)
+            raise
+        batcher.cost.observe_tokens(query, miss_texts, [len(ids) for ids, _ in examples])
+        fresh = await batcher.result(batcher.submit(examples, budget, estimate))
+        probs[misses] = fresh
+        self._store(keys, misses, fresh)
+        return Scored(probs, len(texts) - len(misses), estimate)
 
     def _lookup(
         self, variant: Variant, query: str, texts: list[str], probs: np.ndarray

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
 
     # --- latency budget and limits --------------------------------------------------------------
     default_deadline_ms: float = Field(
-        100.0, gt=0, description="latency budget without an X-Deadline-Ms header"
+        100.0,
+        gt=0,
+        description="without an X-Deadline-Ms header: how long a request may wait behind others before "
+        "its compute starts (its own compute is not bounded, so a lone request of any size is answered)",
     )
     max_deadline_ms: float = Field(
         60_000.0, gt=0, description="X-Deadline-Ms values above this are clamped to it"

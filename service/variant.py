@@ -20,7 +20,7 @@ from service.model import BundleModel
 # Tests (and operators debugging a backend) wrap a variant's backend, e.g. to make it slow or failing.
 BackendWrapper = Callable[[str, Backend], Backend]
 
-# Titles of a few lengths, so warm-up allocates the shapes that real traffic has and measures a real cost.
+# A real pair, so warm-up runs real token ids at every shape it profiles.
 _WARMUP_QUERY = "cordless drill"
 _WARMUP_TITLE = "heavy duty stainless steel cordless power drill driver kit with battery and charger"
 
@@ -49,10 +49,9 @@ class Variant:
         """The most probable label's name per pair."""
         return np.asarray(self.labels)[probs.argmax(-1)]
 
-    def warmup_examples(self, n: int) -> list[Example]:
-        words = _WARMUP_TITLE.split()
-        titles = [" ".join(words[: 2 + i % len(words)]) for i in range(n)]
-        return self.model.encoder.encode([_WARMUP_QUERY] * n, titles)
+    def warmup_example(self) -> Example:
+        """One real pair: warm-up builds every run shape from its token ids."""
+        return self.model.encoder.encode([_WARMUP_QUERY], [_WARMUP_TITLE])[0]
 
 
 class ModelLoader:
@@ -78,8 +77,14 @@ class ModelLoader:
         return dataclasses.replace(self._loaded[key])
 
 
-def build_variant(name: str, model: BundleModel, limits: BatchLimits, metrics: ServiceMetrics) -> Variant:
+def build_variant(
+    name: str,
+    model: BundleModel,
+    limits: BatchLimits,
+    metrics: ServiceMetrics,
+    loop_lag: Callable[[], float] = lambda: 0.0,
+) -> Variant:
     m = model.bundle.manifest
     metrics.register_variant(name, m.name, m.version, model.precision)
-    batcher = Batcher(name, model, len(m.labels), limits, metrics)
+    batcher = Batcher(name, model, len(m.labels), limits, metrics, m.max_length, loop_lag)
     return Variant(name, model, batcher, make_normaliser(model.encoder.tokenizer))

@@ -6,6 +6,7 @@ incompatible exporter fails loudly instead of being half-understood.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,6 +22,17 @@ Precision = Literal["fp32", "int8", "fp16"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def field_text(value: Any) -> str | None:
+    """The text of one service field: a string as it is, a number or boolean as JSON writes it
+    (``12.5`` -> ``"12.5"``, ``True`` -> ``"true"``), ``None`` as missing, anything else as ``str()``.
+    Training data and the service both go through it, so a field reads the same on both sides."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return str(value)
 
 
 class ServiceTextTemplate(_Strict):
@@ -43,13 +55,13 @@ class ServiceTextTemplate(_Strict):
             raise ValueError("text template needs at least one field")
         return fields
 
-    def render(self, service: dict[str, str | None]) -> str:
+    def render(self, service: dict[str, Any]) -> str:
         parts: list[str] = []
         for i, name in enumerate(self.fields):
-            value = service.get(name)
+            value = field_text(service.get(name))  # 0 and false are values, not missing ones
             if not value:
                 continue
-            value = " ".join(str(value).split())[: self.max_field_chars]
+            value = " ".join(value.split())[: self.max_field_chars]
             parts.append(value if i == 0 else f"{name}: {value}")
         return self.separator.join(parts)
 

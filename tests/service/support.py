@@ -19,11 +19,13 @@ from service.settings import Settings
 
 
 class ControlledBackend:
-    """A real backend with knobs: ``delay`` seconds per run, ``fail`` to raise; records batch sizes."""
+    """A real backend with knobs: ``delay`` seconds per run plus ``delay_per_token`` per padded token
+    (a run's cost grows with its shape, as ORT's does), ``fail`` to raise; records batch sizes."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, delay: float = 0.0, delay_per_token: float = 0.0) -> None:
         self.inner = inner
-        self.delay = 0.0
+        self.delay = delay
+        self.delay_per_token = delay_per_token
         self.fail = False
         self.batch_sizes: list[int] = []
         self._lock = threading.Lock()
@@ -31,18 +33,25 @@ class ControlledBackend:
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
             self.batch_sizes.append(len(inputs["input_ids"]))
-        if self.delay:
-            time.sleep(self.delay)
+        delay = self.delay + self.delay_per_token * inputs["input_ids"].size
+        if delay:
+            time.sleep(delay)
         if self.fail:
             raise RuntimeError("injected backend failure")
         return self.inner.predict(inputs)
 
 
 class Backends(dict[str, ControlledBackend]):
-    """variant name -> its ControlledBackend; pass ``.wrap`` to ``create_app(wrap_backend=...)``."""
+    """variant name -> its ControlledBackend; pass ``.wrap`` to ``create_app(wrap_backend=...)``.
+    ``delay`` and ``delay_per_token`` apply from the start, so warm-up profiles them."""
+
+    def __init__(self, delay: float = 0.0, delay_per_token: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.delay_per_token = delay_per_token
 
     def wrap(self, variant: str, backend: Backend) -> Backend:
-        self[variant] = ControlledBackend(backend)
+        self[variant] = ControlledBackend(backend, self.delay, self.delay_per_token)
         return self[variant]
 
 

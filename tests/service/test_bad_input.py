@@ -27,8 +27,10 @@ INVALID = [
     ("empty title", {"query": "drill", "services": [{"id": "1", "title": ""}]}, "services[0].title"),
     ("blank title", {"query": "drill", "services": [{"id": "1", "title": " \t"}]}, "services[0].title"),
     ("blank id", {"query": "drill", "services": [{"id": " ", "title": "saw"}]}, "services[0].id"),
-    ("numeric id", {"query": "drill", "services": [{"id": 1, "title": "saw"}]}, "services[0].id"),
-    ("non-string extra field", {"query": "drill", "services": [{**TITLE, "brand": 3}]}, "services[0].brand"),
+    ("boolean id", {"query": "drill", "services": [{"id": True, "title": "saw"}]}, "services[0].id"),
+    ("float id", {"query": "drill", "services": [{"id": 1.5, "title": "saw"}]}, "services[0].id"),
+    ("object extra field", {"query": "drill", "services": [{**TITLE, "brand": {"name": "x"}}]}, "services[0].brand"),
+    ("array extra field", {"query": "drill", "services": [{**TITLE, "tags": ["a"]}]}, "services[0].tags"),
     ("request_id not a string", {"query": "drill", "services": [TITLE], "request_id": 7}, "request_id"),
     (
         "request_id unfit for a header",

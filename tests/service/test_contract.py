@@ -60,3 +60,58 @@ async def test_openapi_documents_contract_errors_and_examples(make_settings):
     assert schemas["RelevanceRequest"]["example"]["query"] == "angle bracket"
     assert "example" in schemas["RelevanceResponse"]
     assert "/relevance/shadow" in spec["paths"]
+
+
+async def test_ids_are_echoed_with_the_json_type_they_were_sent_with(make_settings):
+    payload = {"query": "cordless drill", "services": [{"id": 42, "title": "dewalt drill"}, {"id": "42", "title": "saw"}]}
+    async with running(make_settings()) as (_, client):
+        r = await client.post("/relevance", json=payload)
+    assert r.status_code == 200, r.text
+    assert [res["id"] for res in r.json()["results"]] == [42, "42"]
+    assert isinstance(r.json()["results"][0]["id"], int)
+
+
+async def test_scalar_fields_are_rendered_when_the_template_uses_them_and_ignored_otherwise(make_settings, tiny_bundle):
+    from relevance.bundle import load_bundle
+
+    fields = load_bundle(tiny_bundle).manifest.text.fields
+    assert "brand" in fields and "price" not in fields
+    base = {"id": "1", "title": "dewalt cordless drill kit"}
+    variants = {
+        "plain": base,
+        "unused number": {**base, "price": 12.5, "in_stock": True, "count": 3},
+        "used number": {**base, "brand": 3},
+        "used number as text": {**base, "brand": "3"},
+    }
+    async with running(make_settings(cache_enabled=False)) as (_, client):
+        scores = {}
+        for name, service in variants.items():
+            r = await client.post("/relevance", json={"query": "cordless drill", "services": [service]})
+            assert r.status_code == 200, (name, r.text)
+            scores[name] = r.json()["results"][0]["score"]
+    assert scores["unused number"] == scores["plain"], "fields the template does not name are ignored"
+    assert scores["used number"] == scores["used number as text"], "a number is scored as its JSON text"
+
+
+def test_template_renders_numbers_and_booleans_as_json_text():
+    from relevance.bundle.manifest import ServiceTextTemplate, field_text
+
+    assert [field_text(v) for v in (12.5, 3, True, False, None, "x")] == ["12.5", "3", "true", "false", None, "x"]
+    template = ServiceTextTemplate(fields=("title", "price", "in_stock"))
+    assert template.render({"title": "drill", "price": 0, "in_stock": False}) == "drill | price: 0 | in_stock: false".replace(
+        " | ", template.separator
+    )
+
+
+async def test_the_openapi_schema_refuses_what_the_service_refuses(make_settings):
+    import re
+
+    async with running(make_settings()) as (_, client):
+        schema = (await client.get("/openapi.json")).json()
+        blank = await client.post("/relevance", json={"query": "drill", "services": [{"id": "1", "title": " \t "}]})
+    service = schema["components"]["schemas"]["ServiceIn"]
+    pattern = service["properties"]["title"]["pattern"]
+    assert re.search(pattern, " \t ") is None and re.search(pattern, " saw ")
+    assert blank.status_code == 422 and blank.json()["fields"][0]["field"] == "services[0].title"
+    id_types = {s.get("type") for s in service["properties"]["id"]["anyOf"]}
+    assert id_types == {"integer", "string"}
