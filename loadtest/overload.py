@@ -168,7 +168,7 @@ async def _recovery(pool: Pool, probe: bytes, deadline_s: float, limit_s: float 
             streak_start = streak_start if streak else now
             streak += 1
             if streak == 3:
-                return streak_start - started
+                return round(streak_start - started, 3)
         else:
             streak = 0
         await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - now)))
@@ -299,6 +299,8 @@ def plot(report: dict, path: Path) -> Path | None:
     right.axhline(1, color="tab:red", alpha=0.3, linestyle=":")
     right.set(xscale="log", xlabel="offered load / R", ylabel="% of requests", title="shed and late")
     for ax in (left, right):
+        ax.set_xticks(x, [f"{m:g}x" for m in x])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"relevance service under overload, X-Deadline-Ms {report['traffic']['deadline_ms']:g}")

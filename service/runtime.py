@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from service.batcher import BatchLimits
 from service.cache import ScoreCache
 from service.deadline import LoopLag
+from service.priority import nice_other_threads, nice_thread
 from service.metrics import ServiceMetrics
 from service.routing import Router, ShadowMirror
 from service.scoring import Scorer
@@ -55,6 +56,9 @@ class Runtime:
                     "lone_request_ms_at_32_tokens": v.batcher.cost.lone_estimates_ms(32),
                 },
             )
+        # after warm-up: ORT's pool threads and the batchers' threads exist now; later ones nice themselves
+        niced = nice_other_threads(self.settings.worker_nice)
+        log.info("worker threads niced", extra={"threads": niced, "nice": self.settings.worker_nice})
         self.loop_lag.start()
         self.metrics.event_loop_lag.set_function(lambda: self.loop_lag.lag_s)
         self.set_ready(True)
@@ -104,7 +108,9 @@ def build_runtime(
             v.model.backend = wrap_backend(v.name, v.model.backend)
     cache = ScoreCache(settings.cache_size) if settings.cache_enabled else None
     # Two threads: enough to tokenise one request while another's result is written, on a 2-core box.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
+    pool = ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="tokenize", initializer=nice_thread, initargs=(settings.worker_nice,)
+    )
     scorer = Scorer(cache, pool, metrics)
     runtime = Runtime(
         settings=settings,

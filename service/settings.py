@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     ort_allow_spinning: bool = Field(
         False, description="let idle ORT threads spin; off so they do not steal the event loop's core"
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="nice value of the inference and tokenisation threads, so the event loop (parsing, "
+        "refusals, probes) runs first when the cores are saturated; 0 = same priority (Linux only)",
+    )
     variants: dict[str, Path] = Field(
         default_factory=dict, description="extra A/B variants: name -> bundle folder ('control' is `bundle`)"
     )
