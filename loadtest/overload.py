@@ -248,14 +248,20 @@ async def _lone(pool: Pool, traffic: Traffic, port: int, repeats: int) -> list[d
 def markdown(report: dict) -> str:
     lines = [
         f"Command: `{report['command']}`; {report['date']}; {report['machine']}.",
-        f"Raw compute rate R = {report['raw_pairs_s']:.0f} pairs/s (ORT, the service's sorted runs of "
-        f"{report['max_run_pairs']}, this traffic's pairs); traffic: {report['traffic']['mean_services_per_request']} "
-        f"services per request on average ({report['traffic']['services_distribution']}), Zipf "
-        f"{report['traffic']['zipf_exponent']} over {report['traffic']['queries_in_pool']} queries, "
-        f"`X-Deadline-Ms: {report['traffic']['deadline_ms']:g}`, {report['duration_s']:g} s per load.",
+        (
+            f"Raw compute rate R = {report['raw_pairs_s']:.0f} pairs/s (ORT, the service's sorted runs of "
+            f"{report['max_run_pairs']}, this traffic's pairs); traffic: "
+            f"{report['traffic']['mean_services_per_request']} services per request on average "
+            f"({report['traffic']['services_distribution']}), Zipf {report['traffic']['zipf_exponent']} over "
+            f"{report['traffic']['queries_in_pool']} queries, `X-Deadline-Ms: {report['traffic']['deadline_ms']:g}`, "
+            f"{report['duration_s']:g} s per load."
+        ),
         "",
-        "| offered | pairs/s | requests | goodput pairs/s | answered | shed | admitted late | errors | p99 answered ms "
-        "| p99 refusal ms | p99 /healthz,/metrics ms | peak RSS MB | generator CPU | server CPU | recovery s |",
+        (
+            "| offered | pairs/s | requests | goodput pairs/s | answered | shed | admitted late | errors "
+            "| p99 answered ms | p99 refusal ms | p99 /healthz,/metrics ms | peak RSS MB | generator CPU "
+            "| server CPU | recovery s |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in report["steps"]:

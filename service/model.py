@@ -38,7 +38,7 @@ class BundleModel:
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
         profile_prefix: str | None = None,
-    ) -> "BundleModel":
+    ) -> BundleModel:
         m = bundle.manifest
         graph = m.graph(precision)
         backend = OnnxBackend(bundle.root / graph.path, providers, intra_op_threads, allow_spinning=allow_spinning,

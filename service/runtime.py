@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from service.batcher import BatchLimits
 from service.cache import ScoreCache
 from service.deadline import LoopLag
-from service.priority import nice_other_threads, nice_thread
 from service.metrics import ServiceMetrics
+from service.priority import nice_other_threads, nice_thread
 from service.routing import Router, ShadowMirror
 from service.scoring import Scorer
 from service.settings import DEFAULT_VARIANT, SHADOW_VARIANT, Settings
@@ -91,7 +91,7 @@ def build_runtime(
     loader = ModelLoader(settings.providers, settings.intra_op_threads, settings.ort_allow_spinning)
     primary_limits = batch_limits(settings, settings.max_queue_pairs)
     loop_lag = LoopLag()
-    lag = lambda: loop_lag.lag_s  # noqa: E731 - read at each admission
+    lag = lambda: loop_lag.lag_s
     variants = {
         name: build_variant(name, loader.load(path, settings.precision), primary_limits, metrics, lag)
         for name, path in settings.variant_bundles().items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from relevance.bundle import load_bundle
-from service.batcher import BatchLimits, Batcher, plan_runs
+from service.batcher import Batcher, BatchLimits, plan_runs
 from service.cost import CostModel, RunProfile, Slowdown, profile_shapes
 from service.deadline import Budget
 from service.errors import Overloaded
@@ -34,7 +35,7 @@ def test_profile_is_exact_on_the_grid_and_monotone_between():
         for j, n in enumerate(lengths):
             assert profile(b, n) == pytest.approx(table[i, j], rel=1e-9)
     along = [profile(b, 40) for b in range(1, 17)]
-    assert all(a < b for a, b in zip(along, along[1:]))
+    assert all(a < b for a, b in itertools.pairwise(along))
     assert profile(3, 24) == pytest.approx(0.001 + 0.0001 * 3 * 24, rel=0.1)  # log-log between points
     assert profile(1, 2) == profile(1, 8)  # clamped below the grid, never extrapolated to ~0
 

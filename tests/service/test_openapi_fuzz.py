@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-
 from schemathesis.checks import not_a_server_error
 
 from loadtest.servers import HOST, free_port, running_server, service_command, settings_env
