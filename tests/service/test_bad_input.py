@@ -29,7 +29,24 @@ INVALID = [
     ("blank id", {"query": "drill", "services": [{"id": " ", "title": "saw"}]}, "services[0].id"),
     ("boolean id", {"query": "drill", "services": [{"id": True, "title": "saw"}]}, "services[0].id"),
     ("float id", {"query": "drill", "services": [{"id": 1.5, "title": "saw"}]}, "services[0].id"),
-    ("object extra field", {"query": "drill", "services": [{**TITLE, "brand": {"name": "x"}}]}, "services[0].brand"),
+    ("integral float id", {"query": "drill", "services": [{"id": 4.0, "title": "saw"}]}, "services[0].id"),
+    ("null id", {"query": "drill", "services": [{"id": None, "title": "saw"}]}, "services[0].id"),
+    ("numeric title", {"query": "drill", "services": [{"id": "1", "title": 5}]}, "services[0].title"),
+    (
+        "title of other whitespace only",  # ideographic space, BOM, a separator control: blank everywhere
+        {"query": "drill", "services": [{"id": "1", "title": "\u3000\ufeff\x1c"}]},
+        "services[0].title",
+    ),
+    (
+        "NaN extra field",  # Python's JSON parser takes NaN; the contract does not
+        b'{"query": "drill", "services": [{"id": "1", "title": "saw", "price": NaN}]}',
+        "services[0].price",
+    ),
+    (
+        "object extra field",
+        {"query": "drill", "services": [{**TITLE, "brand": {"name": "x"}}]},
+        "services[0].brand",
+    ),
     ("array extra field", {"query": "drill", "services": [{**TITLE, "tags": ["a"]}]}, "services[0].tags"),
     ("request_id not a string", {"query": "drill", "services": [TITLE], "request_id": 7}, "request_id"),
     (
@@ -58,6 +75,33 @@ async def test_invalid_requests_get_422_naming_the_field(client, case, payload, 
     err = reply.json()
     assert err["error"] == "invalid_input" and err["request_id"]
     assert field in [f["field"] for f in err["fields"]], err
+
+
+@pytest.mark.parametrize(
+    "service, message",
+    [
+        ({"id": True, "title": "saw"}, "must be an integer or a string with non-whitespace text"),
+        ({"id": " ", "title": "saw"}, "must be an integer or a string with non-whitespace text"),
+        ({"id": "1", "title": " \t"}, "must contain non-whitespace text"),
+        ({"id": "1", "title": "saw", "specs": {}}, "must be a string, a finite number, a boolean or null"),
+    ],
+    ids=["boolean id", "blank id", "blank title", "object field"],
+)
+async def test_each_problem_is_one_clear_message_at_its_field(client, service, message):
+    reply = await client.post("/relevance", json={"query": "drill", "services": [service]})
+    assert reply.status_code == 422
+    (problem,) = reply.json()["fields"]  # one error, not one per member of a union (id.int, id.str)
+    assert problem["field"].startswith("services[0].") and problem["message"].startswith(message), problem
+
+
+async def test_a_bad_request_id_is_explained_not_shown_as_a_regex(client):
+    reply = await client.post("/relevance", json={**body(n=1), "request_id": "a b"})
+    assert reply.json()["fields"] == [
+        {
+            "field": "request_id",
+            "message": "must be 1 to 128 visible ASCII characters (it is sent back in a header)",
+        }
+    ]
 
 
 async def test_a_body_not_sent_as_json_gets_a_hint(client):

@@ -63,7 +63,10 @@ async def test_openapi_documents_contract_errors_and_examples(make_settings):
 
 
 async def test_ids_are_echoed_with_the_json_type_they_were_sent_with(make_settings):
-    payload = {"query": "cordless drill", "services": [{"id": 42, "title": "dewalt drill"}, {"id": "42", "title": "saw"}]}
+    payload = {
+        "query": "cordless drill",
+        "services": [{"id": 42, "title": "dewalt drill"}, {"id": "42", "title": "saw"}],
+    }
     async with running(make_settings()) as (_, client):
         r = await client.post("/relevance", json=payload)
     assert r.status_code == 200, r.text
@@ -71,7 +74,9 @@ async def test_ids_are_echoed_with_the_json_type_they_were_sent_with(make_settin
     assert isinstance(r.json()["results"][0]["id"], int)
 
 
-async def test_scalar_fields_are_rendered_when_the_template_uses_them_and_ignored_otherwise(make_settings, tiny_bundle):
+async def test_scalar_fields_are_rendered_when_the_template_uses_them_and_ignored_otherwise(
+    make_settings, tiny_bundle
+):
     from relevance.bundle import load_bundle
 
     fields = load_bundle(tiny_bundle).manifest.text.fields
@@ -96,11 +101,11 @@ async def test_scalar_fields_are_rendered_when_the_template_uses_them_and_ignore
 def test_template_renders_numbers_and_booleans_as_json_text():
     from relevance.bundle.manifest import ServiceTextTemplate, field_text
 
-    assert [field_text(v) for v in (12.5, 3, True, False, None, "x")] == ["12.5", "3", "true", "false", None, "x"]
+    values = (12.5, 3, 0, True, False, None, "x")
+    assert [field_text(v) for v in values] == ["12.5", "3", "0", "true", "false", None, "x"]
     template = ServiceTextTemplate(fields=("title", "price", "in_stock"))
-    assert template.render({"title": "drill", "price": 0, "in_stock": False}) == "drill | price: 0 | in_stock: false".replace(
-        " | ", template.separator
-    )
+    rendered = template.render({"title": "drill", "price": 0, "in_stock": False})  # 0 and false are values
+    assert rendered == template.separator.join(["drill", "price: 0", "in_stock: false"])
 
 
 async def test_the_openapi_schema_refuses_what_the_service_refuses(make_settings):
@@ -108,10 +113,51 @@ async def test_the_openapi_schema_refuses_what_the_service_refuses(make_settings
 
     async with running(make_settings()) as (_, client):
         schema = (await client.get("/openapi.json")).json()
-        blank = await client.post("/relevance", json={"query": "drill", "services": [{"id": "1", "title": " \t "}]})
+        blank = await client.post(
+            "/relevance", json={"query": "drill", "services": [{"id": "1", "title": " \t "}]}
+        )
     service = schema["components"]["schemas"]["ServiceIn"]
     pattern = service["properties"]["title"]["pattern"]
     assert re.search(pattern, " \t ") is None and re.search(pattern, " saw ")
     assert blank.status_code == 422 and blank.json()["fields"][0]["field"] == "services[0].title"
     id_types = {s.get("type") for s in service["properties"]["id"]["anyOf"]}
     assert id_types == {"integer", "string"}
+
+
+async def test_the_cache_key_does_not_depend_on_the_id(make_settings):
+    service = {"title": "dewalt drill", "brand": "dewalt"}
+    async with running(make_settings()) as (_, client):
+        first = await client.post("/relevance", json={"query": "drill", "services": [{**service, "id": 42}]})
+        again = await client.post(
+            "/relevance", json={"query": "drill", "services": [{**service, "id": "x-7"}]}
+        )
+    assert (first.json()["cached"], again.json()["cached"]) == (0, 1)
+    assert first.json()["results"][0]["probs"] == again.json()["results"][0]["probs"]
+    assert [first.json()["results"][0]["id"], again.json()["results"][0]["id"]] == [42, "x-7"]
+
+
+async def test_the_openapi_schema_states_every_static_rule(make_settings):
+    import re
+
+    async with running(make_settings()) as (_, client):
+        schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    service, request = schemas["ServiceIn"], schemas["RelevanceRequest"]
+    text_rules = [
+        request["properties"]["query"],
+        service["properties"]["title"],
+        next(s for s in service["properties"]["id"]["anyOf"] if s["type"] == "string"),
+    ]
+    for rule in text_rules:
+        assert rule["minLength"] == 1
+        # the same pattern pydantic enforces; blank in every regex dialect, ECMA-262's U+FEFF included
+        assert all(
+            re.search(rule["pattern"], blank) is None for blank in ("", " \t\n", "\u3000", "\ufeff", "\x1c")
+        )
+        assert re.search(rule["pattern"], " saw ")
+    extras = {s["type"] for s in service["additionalProperties"]["anyOf"]}
+    assert extras == {"string", "integer", "number", "boolean", "null"}  # no object, no array
+    assert request["additionalProperties"] is False and request["required"] == ["query", "services"]
+    assert request["properties"]["services"]["minItems"] == 1
+    assert "max_services" in request["properties"]["services"]["description"]
+    assert "max_field_chars" in request["properties"]["query"]["description"]
+    assert "max_field_chars" in service["description"]
