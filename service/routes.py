@@ -59,7 +59,11 @@ DeadlineHeader = Annotated[
 ]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "too many services or body over the size limit"},
+    413: {
+        "model": ErrorResponse,
+        "description": "more than `max_services` services (setting, default 512) or a body over "
+        "`max_body_bytes` (default 4 MiB)",
+    },
     422: {
         "model": ErrorResponse,
         "description": "invalid JSON, missing/empty field, wrong type, field over the "
