@@ -86,9 +86,7 @@ class RateResult:
             lat = [o.latency_s if o.status == 200 else float("inf") for o in self.outcomes]
         else:
             lat = [o.latency_s for o in self.ok]
-        if not lat:
-            return float("inf")
-        return float(np.percentile(lat, q, method="higher")) * 1000
+        return percentile_ms(lat, q)
 
     def meets(self, p99_target_ms: float) -> bool:
         return self.percentile_ms(99, count_failures=True) <= p99_target_ms
@@ -100,6 +98,14 @@ class RateResult:
     @property
     def server_cpu_pct(self) -> float | None:
         return None if self.server_cpu_s is None or not self.wall_s else 100 * self.server_cpu_s / self.wall_s
+
+
+def percentile_ms(latencies_s: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of latencies in seconds, in ms: a value that was measured (no interpolation
+    between two requests); infinity when there is none."""
+    if not latencies_s:
+        return float("inf")
+    return float(np.percentile(latencies_s, q, method="higher")) * 1000
 
 
 def planned_count(rate_rps: float, duration_s: float, max_requests: int, warmup_s: float) -> tuple[int, int]:
@@ -193,15 +199,17 @@ async def run_schedule(
     timeout_s: float = 10.0,
     server_cpu: Callable[[], float | None] | None = None,
     observe: Callable[[Reply], Any] | None = None,
+    start: float | None = None,
 ) -> ScheduleRun:
-    """Send ``requests[i]`` at ``offsets[i]`` seconds from now (offsets sorted), whatever the server does;
-    the first ``n_warm`` are not measured. Each outcome keeps its schedule index and, for a reply,
-    ``observe(reply)``. Ends when every request has an answer, an error or its ``timeout_s``: the run is
+    """Send ``requests[i]`` at ``offsets[i]`` seconds (sorted) from ``start``, whatever the server does; the
+    first ``n_warm`` are not measured. ``start`` is a ``time.monotonic()`` instant (default: 50 ms from now),
+    so a caller can time other work against the schedule. Each outcome keeps its schedule index and, for a
+    reply, ``observe(reply)``. Ends when every request has an answer, an error or its ``timeout_s``: the run is
     bounded by the last offset plus ``timeout_s``. ``server_cpu()`` (CPU seconds of the server) is read
     over the same measured window as the generator's own CPU."""
     if len(requests) != len(offsets):
         raise ValueError(f"{len(requests)} requests for {len(offsets)} send times")
-    start = time.monotonic() + 0.05
+    start = time.monotonic() + 0.05 if start is None else start
     lags: list[float] = []
 
     async def one(i: int, due: float) -> Outcome:

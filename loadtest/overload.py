@@ -3,15 +3,17 @@
     python -m loadtest.overload --bundle models/default --data ../shared/data/homedepot --out-dir runs/overload
 
 In one run: the raw ORT compute rate ``R`` (pairs/s, the service's own run plan) of the scenario's
-pairs, measured before the server starts; then the service with its default settings, offered open-loop
-Poisson traffic (``loadtest/scenarios/overload.json``: 1-128 services per request, Zipf-popular
-queries so the cache plays its real part, ``X-Deadline-Ms`` on every request) at multiples of ``R``.
-Per load it reports goodput (pairs answered inside their deadline, measured from the scheduled send
-time, per second), the shed rate, the admitted-late rate (200s after their deadline), the p99 of
-refusals and of /healthz and /metrics probes sent during the load, the server's peak RSS and the
-generator's own CPU; after each load, how long until normal service returns. Then lone requests of
-1-256 services on the idle server without a header: measured latency against the server's estimate
-(``X-Estimated-Ms``). Promise checks are printed as PASS/FAIL. Writes report.json, report.md and
+pairs, measured before the server starts; then the service with its default settings (``--set`` changes
+one), and on the idle server lone requests of 1-256 services without a deadline header: measured latency
+against the server's estimate (``X-Estimated-Ms``). Then open-loop Poisson traffic
+(``loadtest/scenarios/overload.json``: 1-128 services per request, Zipf-popular queries so the cache
+plays its real part, ``X-Deadline-Ms`` on every request) at multiples of ``R``. Per load it reports
+goodput (pairs answered inside their deadline, measured from the scheduled send time, per second), the
+shed rate, the admitted-late rate (200s after their deadline), errors, the p99 of answers, of refusals
+(by error code too) and of /healthz and /metrics probes sent during the load, the cache's share, the
+server's peak RSS and CPU and the generator's own CPU; and after each load, how long from its last send
+until normal service returns (three consecutive on-time answers to 32-service probes sent every 50 ms).
+Promise checks are printed as PASS/FAIL (exit code 1 when one fails). Writes report.json, report.md and
 overload.png to --out-dir. Run it on a quiet machine: server and generator share the cores.
 """
 
@@ -19,21 +21,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
+import itertools
 import json
 import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 
-from loadtest.openloop import Outcome, Pool, arrival_offsets, run_schedule
+from loadtest.openloop import (
+    Outcome,
+    Pool,
+    Reply,
+    arrival_offsets,
+    measured_window,
+    percentile_ms,
+    run_schedule,
+)
+from loadtest.plot import PlotUnavailable, pyplot
 from loadtest.raw import raw_compute_rate
 from loadtest.report import cpu_description
-from loadtest.scenario import load_scenario, parse_scenario
+from loadtest.scenario import ScenarioError, load_scenario
 from loadtest.servers import (
     HOST,
     add_set_option,
@@ -44,79 +58,112 @@ from loadtest.servers import (
     service_command,
     settings_env,
 )
-from loadtest.traffic import Draw, Traffic
+from loadtest.step import Sent, endpoint_stats
+from loadtest.traffic import PRIMARY_PATH, Draw, Traffic, read_reply
+from loadtest.workload import DataMissing
+from service.settings import Settings
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "overload.json"
-PROBE_PATHS = ("/healthz", "/metrics")
+HEALTHZ, METRICS = "/healthz", "/metrics"
 LONE_SIZES = (1, 8, 32, 64, 128, 256)
+RECOVERY_SERVICES = 32  # services of a recovery probe
+RECOVERY_PERIOD_S = 0.05
+RECOVERY_STREAK = 3  # consecutive on-time answers that count as normal service
+RECOVERY_LIMIT_S = 5.0
+PLOT_NAME = "overload.png"
 
 
 @dataclass
 class LoadStep:
-    multiple: float
+    multiple: float  # offered load / R
     offered_pairs_s: float
     requests: int
-    goodput_pairs_s: float
-    ok_share: float
-    shed_share: float
+    goodput_pairs_s: float  # pairs of 200s received within their deadline (from the send time) per second
+    answered_share: float  # 200
+    shed_share: float  # 503
     late_share: float  # of the 200s, those received after their deadline
-    error_share: float
-    ok_p99_ms: float
-    refusal_p99_ms: float
-    probe_p99_ms: float
+    error_share: float  # other statuses, transport errors, timeouts
+    answered_p99_ms: float | None  # None: nothing of that kind to measure
+    refusal_p99_ms: float | None
+    refusals: dict[str, dict[str, float]]  # error code -> count, p99 and max latency (ms)
+    healthz_p99_ms: float | None
+    metrics_p99_ms: float | None
+    cache_hit_share: float | None  # results answered from the cache / answered pairs
     peak_rss_mb: float
     generator_cpu_share: float  # generator CPU seconds per second of the window
     server_cpu_share: float | None
-    recovery_s: float | None  # load end -> first of 3 consecutive on-time 200s (None: not within the limit)
+    max_send_lag_ms: float  # the generator's own worst delay against its schedule
+    # last send of the load -> first of 3 consecutive on-time answers (None: not within the limit)
+    recovery_s: float | None
 
 
-def _p99_ms(values: list[float]) -> float:
-    return float(np.percentile(values, 99) * 1000) if values else 0.0
+def _p99_ms(latencies_s: Sequence[float]) -> float | None:
+    return round(percentile_ms(latencies_s, 99), 2) if latencies_s else None
 
 
 def step_metrics(
-    outcomes: list[Outcome], pairs: list[int], probes: set[int], deadline_s: float, window_s: float
-) -> dict[str, float]:
-    """The numbers of one load step from its outcomes (``pairs[i]``: pairs of request ``i``; indices in
-    ``probes`` are /healthz and /metrics probes, not traffic)."""
-    traffic = [o for o in outcomes if o.index not in probes]
+    outcomes: Sequence[Outcome],
+    paths: Sequence[str],
+    pairs: Sequence[int],
+    deadline_s: float,
+    window_s: float,
+) -> dict[str, Any]:
+    """The numbers of one load step from its outcomes. ``paths[i]`` and ``pairs[i]`` say what request ``i``
+    of the schedule was: traffic to ``/relevance`` or a /healthz or /metrics probe. An answer is on time
+    when it arrived within ``deadline_s`` of its scheduled send; ``outcome.info`` is ``read_reply``'s
+    ``(variant, cached)`` for a 200 and the body's ``error`` code for a 503."""
+    traffic = [o for o in outcomes if paths[o.index] == PRIMARY_PATH]
+    stats = endpoint_stats(traffic, [Sent(False, n, "") for n in pairs], window_s)
     ok = [o for o in traffic if o.status == 200]
     shed = [o for o in traffic if o.status == 503]
     on_time = [o for o in ok if o.latency_s <= deadline_s]
-    n = max(1, len(traffic))
+    codes = sorted({str(o.info) for o in shed})
+    by_code = {code: [o.latency_s for o in shed if str(o.info) == code] for code in codes}
     return {
-        "requests": len(traffic),
+        "requests": stats.requests,
         "goodput_pairs_s": sum(pairs[o.index] for o in on_time) / window_s if window_s > 0 else 0.0,
-        "ok_share": len(ok) / n,
-        "shed_share": len(shed) / n,
-        "late_share": (len(ok) - len(on_time)) / max(1, len(ok)),
-        "error_share": (len(traffic) - len(ok) - len(shed)) / n,
-        "ok_p99_ms": _p99_ms([o.latency_s for o in ok]),
+        "answered_share": stats.ok / stats.requests if stats.requests else 0.0,
+        "shed_share": stats.shed_share,
+        "late_share": (len(ok) - len(on_time)) / len(ok) if ok else 0.0,
+        "error_share": stats.error_share,
+        "answered_p99_ms": _p99_ms([o.latency_s for o in ok]),
         "refusal_p99_ms": _p99_ms([o.latency_s for o in shed]),
-        "probe_p99_ms": _p99_ms([o.latency_s for o in outcomes if o.index in probes]),
+        "refusals": {
+            code: {"count": len(lat), "p99_ms": _p99_ms(lat), "max_ms": round(max(lat) * 1000, 2)}
+            for code, lat in by_code.items()
+        },
+        "healthz_p99_ms": _p99_ms([o.latency_s for o in outcomes if paths[o.index] == HEALTHZ]),
+        "metrics_p99_ms": _p99_ms([o.latency_s for o in outcomes if paths[o.index] == METRICS]),
+        "cache_hit_share": stats.cache_hit_share,
     }
 
 
-def promise_checks(steps: list[LoadStep], lone: list[dict]) -> list[tuple[str, bool]]:
-    """The issue's promises, for the loads at 2x and above: (line, passed)."""
+def promise_checks(steps: Sequence[LoadStep], lone: Sequence[dict]) -> list[tuple[str, bool]]:
+    """The issue's promises, for the loads at 2x R and above: (line, passed)."""
     out = []
     for s in steps:
         if s.multiple < 2:
             continue
         best_below = max((t.goodput_pairs_s for t in steps if t.multiple < s.multiple), default=0.0)
+        refusal = "(none refused)" if s.refusal_p99_ms is None else f"{s.refusal_p99_ms:.1f} ms"
+        recovery = f"none within {RECOVERY_LIMIT_S:g} s" if s.recovery_s is None else f"{s.recovery_s:.2f} s"
+        goodput = f"{s.goodput_pairs_s:.0f} pairs/s, best at a lower load {best_below:.0f}"
         out += [
-            (f"{s.multiple:g}x: admitted-late {100 * s.late_share:.2f}% <= 1%", s.late_share <= 0.01),
-            (f"{s.multiple:g}x: refusal p99 {s.refusal_p99_ms:.1f} ms <= 20 ms", s.refusal_p99_ms <= 20),
+            (f"{s.multiple:g}x R: admitted late <= 1%: {100 * s.late_share:.2f}%", s.late_share <= 0.01),
+            (f"{s.multiple:g}x R: refusal p99 <= 20 ms: {refusal}", (s.refusal_p99_ms or 0.0) <= 20),
             (
-                f"{s.multiple:g}x: goodput {s.goodput_pairs_s:.0f} >= 0.8 x best below ({best_below:.0f})",
+                f"{s.multiple:g}x R: goodput >= 0.8 x the best at a lower load: {goodput}",
                 s.goodput_pairs_s >= 0.8 * best_below,
             ),
             (
-                f"{s.multiple:g}x: recovery {s.recovery_s if s.recovery_s is not None else 'none'} s <= 1 s",
+                f"{s.multiple:g}x R: recovery <= 1 s: {recovery}",
                 s.recovery_s is not None and s.recovery_s <= 1.0,
             ),
         ]
-    out.append(("lone requests 1-256 services without a header: all 200", all(r["all_200"] for r in lone)))
+    sizes = f"{min(LONE_SIZES)}-{max(LONE_SIZES)}"
+    out.append(
+        (f"lone requests of {sizes} services without a header: all 200", all(r["all_200"] for r in lone))
+    )
     return out
 
 
@@ -140,7 +187,7 @@ class RssSampler:
         while not self._stop.wait(self.interval_s):
             self.peak_kb = max(self.peak_kb, self._read_kb())
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self.peak_kb = self._read_kb()
         self._thread.start()
         return self
@@ -148,151 +195,271 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.peak_kb = max(self.peak_kb, self._read_kb())
+
+
+def observe(reply: Reply) -> Any:
+    """What a step keeps of a reply: ``read_reply``'s (variant, cached) of a 200; a 503's ``error`` code,
+    which tells refusals at admission from drops in the queue."""
+    if reply.status != 503:
+        return read_reply(reply)
+    try:
+        return json.loads(reply.body).get("error")
+    except (ValueError, AttributeError):
+        return "unreadable"
 
 
 def _get(path: str, port: int) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
 
 
-async def _recovery(pool: Pool, probe: bytes, deadline_s: float, limit_s: float = 5.0) -> float | None:
-    """Seconds from now until the first of 3 consecutive probes is answered 200 within its deadline."""
-    started = time.monotonic()
-    streak_start, streak = None, 0
-    while (now := time.monotonic()) - started < limit_s:
+async def recovery_time(
+    pool: Pool,
+    probe: Callable[[], bytes],
+    deadline_s: float,
+    load_end: float,
+    period_s: float = RECOVERY_PERIOD_S,
+    streak: int = RECOVERY_STREAK,
+    limit_s: float = RECOVERY_LIMIT_S,
+) -> float | None:
+    """Seconds from ``load_end`` (a ``time.monotonic()`` instant; probing starts then) until the send of the
+    first of ``streak`` consecutive probes answered 200 within ``deadline_s`` of their send; one probe
+    (``probe()``, a fresh request each time) every ``period_s``, one at a time. None: not within
+    ``limit_s``."""
+    await asyncio.sleep(max(0.0, load_end - time.monotonic()))
+    first_good, good_in_row = 0.0, 0
+    while (sent := time.monotonic()) - load_end < limit_s:
         try:
-            reply = await pool.request(probe, timeout=limit_s)
-            good = reply.status == 200 and time.monotonic() - now <= deadline_s
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            reply = await pool.request(probe(), timeout=limit_s)
+            good = reply.status == 200 and time.monotonic() - sent <= deadline_s
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             good = False
-        if good:
-            streak_start = streak_start if streak else now
-            streak += 1
-            if streak == 3:
-                return round(streak_start - started, 3)
+        if not good:
+            good_in_row = 0
         else:
-            streak = 0
-        await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - now)))
+            first_good = first_good if good_in_row else sent
+            good_in_row += 1
+            if good_in_row == streak:
+                return round(max(0.0, first_good - load_end), 3)
+        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - sent)))
     return None
 
 
-async def _load_step(
-    pool: Pool, traffic: Traffic, port: int, multiple: float, raw_pairs_s: float, args: argparse.Namespace,
-    pid: int, seed: int,
-) -> LoadStep:
+def fresh_ranks(pool_size: int) -> Iterator[int]:
+    """Query ranks from the least popular end of the pool, each once until the pool wraps: requests the
+    cache has (almost surely) not seen, for lone requests and recovery probes."""
+    return itertools.cycle(range(pool_size - 1, -1, -1))
+
+
+@dataclass
+class Bench:
+    """What every part of a run shares: the connections, the traffic and the server."""
+
+    pool: Pool
+    traffic: Traffic  # the load
+    port: int
+    pid: int
+    args: argparse.Namespace
+
+    def __post_init__(self) -> None:
+        # the same queries, candidate lists as long as the largest lone request; with and without the deadline
+        self._wide = {True: self.traffic.with_changes(services=max(LONE_SIZES))}
+        self._wide[False] = self._wide[True].with_changes(deadline_ms=None)
+        self._fresh = fresh_ranks(len(self.traffic.queries))
+
+    def fresh_request(self, services: int, deadline: bool = True) -> bytes:
+        """A request for ``services`` services of a query not asked for yet, with the deadline header or none."""
+        draw = Draw(next(self._fresh), services, "", False)
+        return self._wide[deadline].request(draw, PRIMARY_PATH, HOST, self.port)
+
+
+async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int) -> LoadStep:
+    """One offered load: ``multiple`` x R for ``--duration`` s (at most ``--max-requests``), probes of
+    /healthz and /metrics spread over it, and the recovery probes from its last send."""
+    args, traffic = bench.args, bench.traffic
     scenario = traffic.scenario
     rate_rps = multiple * raw_pairs_s / scenario.mean_services
     count = min(args.max_requests, max(1, int(rate_rps * args.duration)))
-    rng = np.random.default_rng(seed)
-    draws = traffic.draw(rng, count)
+    draws = traffic.draw(np.random.default_rng(seed), count)
     offsets = arrival_offsets(rate_rps, count, scenario.arrivals, seed)
-    # probes of /healthz and /metrics, a few per second through the load
-    n_probes = int(args.duration * args.probes_per_s)
-    probe_offsets = [(i + 0.5) * args.duration / max(1, n_probes) for i in range(n_probes)]
+    span = count / rate_rps
+    n_probes = max(2, int(span * args.probes_per_s))
+    probe_paths = [HEALTHZ if i % 2 == 0 else METRICS for i in range(n_probes)]
     schedule = sorted(
-        [(t, traffic.request(d, "/relevance", HOST, port), d.services) for t, d in zip(offsets, draws, strict=True)]
-        + [(t, _get(PROBE_PATHS[i % 2], port), 0) for i, t in enumerate(probe_offsets)],
+        [
+            (t, traffic.request(d, PRIMARY_PATH, HOST, bench.port), PRIMARY_PATH, d.services)
+            for t, d in zip(offsets, draws, strict=True)
+        ]
+        + [
+            ((i + 0.5) * span / n_probes, _get(path, bench.port), path, 0)
+            for i, path in enumerate(probe_paths)
+        ],
         key=lambda item: item[0],
     )
-    probes = {i for i, item in enumerate(schedule) if item[2] == 0}
-    with RssSampler(pid) as rss:
-        run = await run_schedule(
-            pool, [s[0] for s in schedule], [s[1] for s in schedule], 0, args.timeout,
-            server_cpu=lambda: process_cpu_seconds(pid),
+    deadline_s = scenario.deadline_ms / 1000
+    start = time.monotonic() + 0.05
+    with RssSampler(bench.pid) as rss:
+        recovery = asyncio.create_task(
+            recovery_time(
+                bench.pool,
+                lambda: bench.fresh_request(RECOVERY_SERVICES),
+                deadline_s,
+                start + offsets[-1],
+            )
         )
-        deadline_s = scenario.deadline_ms / 1000
-        probe = traffic.request(Draw(0, min(32, scenario.max_services), "", False), "/relevance", HOST, port)
-        recovery = await _recovery(pool, probe, deadline_s)
-    window = max(run.window_s, args.duration)
-    m = step_metrics(run.outcomes, [s[2] for s in schedule], probes, deadline_s, window)
+        run = await run_schedule(
+            bench.pool,
+            [s[0] for s in schedule],
+            [s[1] for s in schedule],
+            0,
+            args.timeout,
+            server_cpu=lambda: process_cpu_seconds(bench.pid),
+            observe=observe,
+            start=start,
+        )
+        recovery_s = await recovery
+    window_s = measured_window(run.window_s, count, rate_rps)
+    metrics = step_metrics(
+        run.outcomes, [s[2] for s in schedule], [s[3] for s in schedule], deadline_s, window_s
+    )
     return LoadStep(
         multiple=multiple,
         offered_pairs_s=multiple * raw_pairs_s,
         peak_rss_mb=rss.peak_kb / 1024,
-        generator_cpu_share=run.generator_cpu_s / window,
-        server_cpu_share=run.server_cpu_s / window if run.server_cpu_s is not None else None,
-        recovery_s=recovery,
-        **m,
+        generator_cpu_share=run.generator_cpu_s / window_s,
+        server_cpu_share=run.server_cpu_s / window_s if run.server_cpu_s is not None else None,
+        max_send_lag_ms=1000 * run.max_send_lag_s,
+        recovery_s=recovery_s,
+        **metrics,
     )
 
 
-async def _lone(pool: Pool, traffic: Traffic, port: int, repeats: int) -> list[dict]:
-    """Lone requests on the idle server, no deadline header; each a different query (no cache hits)."""
+async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[str, Any]]:
+    """Lone requests on the idle server, no deadline header, one at a time ``gap_s`` apart, each a fresh
+    query (no cache hits): client latency against the server's ``X-Estimated-Ms``."""
     rows = []
-    rank = 0
     for n in LONE_SIZES:
         latencies, estimates, statuses = [], [], []
         for _ in range(repeats):
-            rank = (rank + 1) % len(traffic.queries)
-            raw = traffic.request(Draw(rank, n, "", False), "/relevance", HOST, port)
-            raw = raw.replace(b"X-Deadline-Ms", b"X-Ignored-Deadline")  # no header: the default budget
+            raw = bench.fresh_request(n, deadline=False)
             started = time.monotonic()
-            reply = await pool.request(raw, timeout=30)
+            try:
+                reply = await bench.pool.request(raw, timeout=bench.args.timeout)
+                status = reply.status
+                if "x-estimated-ms" in reply.headers:
+                    estimates.append(float(reply.headers["x-estimated-ms"]))
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                status = 0
             latencies.append(time.monotonic() - started)
-            statuses.append(reply.status)
-            if "x-estimated-ms" in reply.headers:
-                estimates.append(float(reply.headers["x-estimated-ms"]))
-            await asyncio.sleep(0.2)
-        p50 = float(np.median(latencies) * 1000)
-        est = float(np.median(estimates)) if estimates else None
-        rows.append({
-            "services": n, "p50_ms": round(p50, 1), "p90_ms": round(float(np.percentile(latencies, 90) * 1000), 1),
-            "estimate_ms": round(est, 1) if est is not None else None,
-            "measured_over_estimate": round(p50 / est, 2) if est else None,
-            "statuses": sorted(set(statuses)), "all_200": all(s == 200 for s in statuses),
-        })
-        print(f"lone {n:4d} services: p50 {p50:6.1f} ms, estimate {est} ms, statuses {sorted(set(statuses))}",
-              flush=True)
+            statuses.append(status)
+            await asyncio.sleep(gap_s)
+        p50 = float(np.median(latencies)) * 1000
+        estimate = float(np.median(estimates)) if estimates else None
+        rows.append(
+            {
+                "services": n,
+                "requests": repeats,
+                "p50_ms": round(p50, 1),
+                "p90_ms": round(float(np.percentile(latencies, 90)) * 1000, 1),
+                "estimate_ms": round(estimate, 1) if estimate is not None else None,
+                "measured_over_estimate": round(p50 / estimate, 2) if estimate else None,
+                "statuses": sorted(set(statuses)),
+                "all_200": all(s == 200 for s in statuses),
+            }
+        )
+        print(
+            f"lone {n:4d} services: p50 {p50:6.1f} ms, estimate {_or_na(rows[-1]['estimate_ms'])} ms, "
+            f"statuses {sorted(set(statuses))}",
+            flush=True,
+        )
     return rows
 
 
-def markdown(report: dict) -> str:
+def _or_na(value: object, fmt: str = "{}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def step_line(s: LoadStep) -> str:
+    return (
+        f"{s.multiple:g}x R ({s.offered_pairs_s:.0f} pairs/s, {s.requests} requests): goodput "
+        f"{s.goodput_pairs_s:.0f} pairs/s, shed {_pct(s.shed_share)}, late {_pct(s.late_share, 2)}, errors "
+        f"{_pct(s.error_share)}, p99 answered {_or_na(s.answered_p99_ms)} ms, refusal "
+        f"{_or_na(s.refusal_p99_ms)} ms, /healthz {_or_na(s.healthz_p99_ms)} ms, /metrics "
+        f"{_or_na(s.metrics_p99_ms)} ms, RSS {s.peak_rss_mb:.0f} MB, recovery {_or_na(s.recovery_s)} s"
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
+    t = report["traffic"]
     lines = [
-        f"Command: `{report['command']}`; {report['date']}; {report['machine']}.",
+        f"Command: `{report['command']}`  ",
+        f"Measured {report['date']} on {report['machine']}; service settings: "
+        + (", ".join(f"`{k}={v}`" for k, v in sorted(report["settings"].items())) or "defaults")
+        + ".",
+        "",
         (
-            f"Raw compute rate R = {report['raw_pairs_s']:.0f} pairs/s (ORT, the service's sorted runs of "
-            f"{report['max_run_pairs']}, this traffic's pairs); traffic: "
-            f"{report['traffic']['mean_services_per_request']} services per request on average "
-            f"({report['traffic']['services_distribution']}), Zipf {report['traffic']['zipf_exponent']} over "
-            f"{report['traffic']['queries_in_pool']} queries, `X-Deadline-Ms: {report['traffic']['deadline_ms']:g}`, "
-            f"{report['duration_s']:g} s per load."
+            f"R = {report['raw_pairs_s']:.0f} pairs/s: raw ORT compute of this traffic's pairs in the service's "
+            f"sorted runs of {report['max_run_pairs']}, measured before the server started. Traffic: open-loop "
+            f"{report['arrivals']}, {t['mean_services_per_request']:g} services per request on average "
+            f"({', '.join(f'{k}: {w:g}' for k, w in t['services_distribution'].items())}), Zipf "
+            f"{t['zipf_exponent']:g} over {t['queries_in_pool']} queries, `X-Deadline-Ms: {t['deadline_ms']:g}` "
+            f"on every request, {report['duration_s']:g} s per load (at most {report['max_requests']} requests)."
         ),
         "",
         (
             "| offered | pairs/s | requests | goodput pairs/s | answered | shed | admitted late | errors "
-            "| p99 answered ms | p99 refusal ms | p99 /healthz,/metrics ms | peak RSS MB | generator CPU "
-            "| server CPU | recovery s |"
+            "| cache hits | p99 answered ms | p99 refusal ms | p99 /healthz ms | p99 /metrics ms | peak RSS MB "
+            "| generator CPU | server CPU | recovery s |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- |" + " ---: |" * 16,
     ]
     for s in report["steps"]:
-        server_cpu = "" if s["server_cpu_share"] is None else f"{100 * s['server_cpu_share']:.0f}%"
-        recovery = ">5" if s["recovery_s"] is None else f"{s['recovery_s']:.2f}"
+        recovery = f">{RECOVERY_LIMIT_S:g}" if s["recovery_s"] is None else f"{s['recovery_s']:.2f}"
         lines.append(
             f"| {s['multiple']:g}x R | {s['offered_pairs_s']:.0f} | {s['requests']} | {s['goodput_pairs_s']:.0f} "
-            f"| {100 * s['ok_share']:.1f}% | {100 * s['shed_share']:.1f}% | {100 * s['late_share']:.2f}% "
-            f"| {100 * s['error_share']:.1f}% | {s['ok_p99_ms']:.0f} | {s['refusal_p99_ms']:.1f} "
-            f"| {s['probe_p99_ms']:.1f} | {s['peak_rss_mb']:.0f} | {100 * s['generator_cpu_share']:.0f}% "
-            f"| {server_cpu} | {recovery} |"
+            f"| {_pct(s['answered_share'])} | {_pct(s['shed_share'])} | {_pct(s['late_share'], 2)} "
+            f"| {_pct(s['error_share'])} | {_pct(s['cache_hit_share'], 0)} | {_or_na(s['answered_p99_ms'], '{:.0f}')} "
+            f"| {_or_na(s['refusal_p99_ms'], '{:.1f}')} | {_or_na(s['healthz_p99_ms'], '{:.1f}')} "
+            f"| {_or_na(s['metrics_p99_ms'], '{:.1f}')} | {s['peak_rss_mb']:.0f} | {_pct(s['generator_cpu_share'], 0)} "
+            f"| {_pct(s['server_cpu_share'], 0)} | {recovery} |"
         )
-    lines += ["", "Lone requests, idle server, no `X-Deadline-Ms` (each a new query, so no cache hits):", "",
-              "| services | p50 ms | p90 ms | estimate ms (X-Estimated-Ms) | p50 / estimate | statuses |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    refusals = [
+        f"{s['multiple']:g}x R: "
+        + ", ".join(f"`{code}` {r['count']} (p99 {r['p99_ms']} ms)" for code, r in s["refusals"].items())
+        for s in report["steps"]
+        if s["refusals"]
+    ]
+    if refusals:
+        lines += ["", "Refusals (503) by error code: " + "; ".join(refusals) + "."]
+    lines += [
+        "",
+        (
+            "Lone requests on the idle server without `X-Deadline-Ms` (each a new query, so no cache hits; "
+            f"{report['lone_repeats']} per size, one at a time):"
+        ),
+        "",
+        "| services | p50 ms | p90 ms | estimate ms (`X-Estimated-Ms`) | p50 / estimate | statuses |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in report["lone"]:
-        lines.append(f"| {r['services']} | {r['p50_ms']} | {r['p90_ms']} | {r['estimate_ms']} "
-                     f"| {r['measured_over_estimate']} | {', '.join(map(str, r['statuses']))} |")
+        lines.append(
+            f"| {r['services']} | {r['p50_ms']} | {r['p90_ms']} | {_or_na(r['estimate_ms'])} "
+            f"| {_or_na(r['measured_over_estimate'])} | {', '.join(map(str, r['statuses']))} |"
+        )
     lines += ["", "Promises (loads at 2x R and above):", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {line}" for line, ok in report["promises"]]
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict, path: Path) -> Path | None:
-    try:
-        import matplotlib
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """Goodput (with offered load and R) and the shed and late rates against the offered multiple of R."""
+    plt = pyplot()
+    from matplotlib.ticker import LogFormatter, NullLocator
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     steps = report["steps"]
     x = [s["multiple"] for s in steps]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
@@ -300,93 +467,185 @@ def plot(report: dict, path: Path) -> Path | None:
     left.plot(x, [s["goodput_pairs_s"] for s in steps], "o-", color="tab:green", label="goodput (on time)")
     left.axhline(report["raw_pairs_s"], color="tab:blue", alpha=0.5, label="raw compute rate R")
     left.set(xscale="log", yscale="log", xlabel="offered load / R", ylabel="pairs/s", title="goodput")
+    left.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain numbers, not 10^x
+    left.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.6)))
     right.plot(x, [100 * s["shed_share"] for s in steps], "o-", color="tab:orange", label="shed (503)")
-    right.plot(x, [100 * s["late_share"] for s in steps], "o-", color="tab:red", label="admitted late")
-    right.axhline(1, color="tab:red", alpha=0.3, linestyle=":")
+    right.plot(
+        x, [100 * s["late_share"] for s in steps], "o-", color="tab:red", label="admitted late (of 200s)"
+    )
+    right.axhline(1, color="tab:red", alpha=0.3, linestyle=":", label="1% (late promise)")
     right.set(xscale="log", xlabel="offered load / R", ylabel="% of requests", title="shed and late")
     for ax in (left, right):
         ax.set_xticks(x, [f"{m:g}x" for m in x])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"relevance service under overload, X-Deadline-Ms {report['traffic']['deadline_ms']:g}")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
+def services_mix(text: str) -> int | dict[int, float]:
+    """``--services``: ``32`` (every request) or ``1:0.05,16:0.2,32:0.25,...`` (count:weight)."""
+    try:
+        if ":" not in text:
+            return int(text)
+        return {int(n): float(w) for n, w in (item.split(":") for item in text.split(",") if item.strip())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or N:WEIGHT,N:WEIGHT,...") from None
+
+
+def multiples(text: str) -> list[float]:
+    try:
+        values = [float(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers, comma-separated")
+    return sorted(values)
+
+
+_NUMBER_OPTIONS = (
+    ("--duration", float, 12.0, "seconds of load per multiple"),
+    ("--max-requests", int, 4000, "requests per load at most"),
+    ("--probes-per-s", float, 4.0, "/healthz and /metrics probes per second during a load, taking turns"),
+    ("--raw-seconds", float, 4.0, "seconds to time the raw compute rate"),
+    ("--lone-repeats", int, 15, "requests per size in the lone table"),
+    ("--lone-gap-s", float, 0.2, "pause between lone requests, seconds"),
+    ("--pause-s", float, 1.0, "pause between loads, seconds"),
+    ("--timeout", float, 10.0, "client timeout per request, seconds"),
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.overload", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest.overload",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle the service serves")
-    p.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"), help="queries and products")
-    p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO, help="traffic (loadtest/scenario.py)")
-    p.add_argument("--multiples", default="0.25,0.5,1,2,5", help="offered loads as multiples of R, comma-separated")
-    p.add_argument("--duration", type=float, default=12.0, help="seconds of load per multiple")
-    p.add_argument("--max-requests", type=int, default=4000, help="requests per load at most")
-    p.add_argument("--probes-per-s", type=float, default=4.0, help="/healthz and /metrics probes per second")
-    p.add_argument("--raw-seconds", type=float, default=4.0, help="seconds to time the raw compute rate")
-    p.add_argument("--lone-repeats", type=int, default=15, help="requests per size in the lone table")
-    p.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, seconds")
-    p.add_argument("--out-dir", type=Path, default=Path("runs/overload"), help="report.json, report.md, overload.png")
-    add_set_option(p, "service setting for this run (default: the service's defaults)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/homedepot"),
+        help="queries and products: a Home Depot folder or a generic .jsonl file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        default=DEFAULT_SCENARIO,
+        help="traffic (loadtest/scenario.py; default: loadtest/scenarios/overload.json)",
+    )
+    p.add_argument(
+        "--services",
+        type=services_mix,
+        help="services per request, overriding the scenario's: N, or N:WEIGHT,... (e.g. 8:1,32:2,128:1)",
+    )
+    p.add_argument(
+        "--deadline-ms", type=float, help="X-Deadline-Ms of every request (default: the scenario's, 250)"
+    )
+    p.add_argument(
+        "--multiples",
+        type=multiples,
+        default="0.25,0.5,1,2,5",
+        help="offered loads as multiples of R, comma-separated (default: %(default)s)",
+    )
+    for flag, kind, default, text in _NUMBER_OPTIONS:
+        p.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("runs/overload"),
+        help="report.json, report.md, overload.png and server.log (default: %(default)s)",
+    )
+    add_set_option(
+        p, "service setting for this run, e.g. --set cache_enabled=false (default: the service's defaults)"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    scenario = load_scenario(args.scenario)
-    traffic = Traffic.from_data(scenario, args.data)
-    lone_traffic = Traffic(parse_scenario({**scenario.model_dump(), "services": max(LONE_SIZES)}), traffic._own)
+    try:
+        scenario = load_scenario(args.scenario)
+        changes: dict[str, Any] = {}
+        if args.services is not None:
+            changes["services"] = args.services
+        if args.deadline_ms is not None:
+            changes["deadline_ms"] = args.deadline_ms
+        traffic = Traffic.from_data(scenario, args.data).with_changes(**changes)
+        if traffic.scenario.deadline_ms is None:
+            raise ScenarioError(
+                f"{args.scenario}: the overload benchmark needs a deadline (deadline_ms or --deadline-ms)"
+            )
+    except (ScenarioError, DataMissing) as err:
+        print(err, file=sys.stderr)
+        return 2
+    scenario = traffic.scenario
     settings = {"log_level": "warning", **parse_settings(args.settings)}
-    max_run_pairs = int(settings.get("max_run_pairs", 16))
+    max_run_pairs = int(settings.get("max_run_pairs", Settings.model_fields["max_run_pairs"].default))
     sample = traffic.draw(np.random.default_rng(scenario.seed), 64)
     raw = raw_compute_rate(
         args.bundle,
-        [(traffic.queries[d.rank], [s["title"] for s in traffic.candidates(d.rank)[: d.services]]) for d in sample],
-        None, 0, args.raw_seconds, run_pairs=(max_run_pairs,),
+        [
+            (traffic.queries[d.rank], [s["title"] for s in traffic.candidates(d.rank)[: d.services]])
+            for d in sample
+        ],
+        None,
+        0,
+        args.raw_seconds,
+        run_pairs=(max_run_pairs,),
     )
     raw_pairs_s = raw.planned[max_run_pairs][0]
-    print(f"raw compute rate R = {raw_pairs_s:.0f} pairs/s (runs of {max_run_pairs})", flush=True)
+    print(f"raw compute rate R = {raw_pairs_s:.0f} pairs/s (sorted runs of {max_run_pairs})", flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     steps: list[LoadStep] = []
 
-    async def drive(pid: int) -> list[dict]:
-        pool = Pool(HOST, port)
+    async def drive(pid: int) -> list[dict[str, Any]]:
+        bench = Bench(Pool(HOST, port), traffic, port, pid, args)
         try:
-            lone = await _lone(pool, lone_traffic, port, args.lone_repeats)
-            for k, multiple in enumerate(float(m) for m in args.multiples.split(",")):
-                step = await _load_step(pool, traffic, port, multiple, raw_pairs_s, args, pid, scenario.seed + k)
-                steps.append(step)
-                print(f"{multiple:g}x R: goodput {step.goodput_pairs_s:.0f} pairs/s, shed {100 * step.shed_share:.1f}%, "
-                      f"late {100 * step.late_share:.2f}%, refusal p99 {step.refusal_p99_ms:.1f} ms, "
-                      f"probe p99 {step.probe_p99_ms:.1f} ms, RSS {step.peak_rss_mb:.0f} MB, recovery {step.recovery_s}",
-                      flush=True)
-                await asyncio.sleep(1.0)
+            lone = await lone_requests(bench, args.lone_repeats, args.lone_gap_s)
+            for k, multiple in enumerate(args.multiples):
+                await asyncio.sleep(args.pause_s)
+                steps.append(await load_step(bench, multiple, raw_pairs_s, scenario.seed + k))
+                print(step_line(steps[-1]), flush=True)
             return lone
         finally:
-            await pool.close()
+            await bench.pool.close()
 
-    with running_server(service_command(args.bundle, port), port, settings_env(settings),
-                        args.out_dir / "server.log") as proc:
+    with running_server(
+        service_command(args.bundle, port), port, settings_env(settings), args.out_dir / "server.log"
+    ) as proc:
         lone = asyncio.run(drive(proc.pid))
-    report = {
-        "command": shlex.join(["python", "-m", "loadtest.overload", *(argv if argv is not None else sys.argv[1:])]),
-        "date": datetime.date.today().isoformat(),
+    report: dict[str, Any] = {
+        "command": shlex.join(
+            ["python", "-m", "loadtest.overload", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": cpu_description(),
+        "bundle": str(args.bundle),
+        "settings": settings,
         "raw_pairs_s": raw_pairs_s,
         "max_run_pairs": max_run_pairs,
         "duration_s": args.duration,
+        "max_requests": args.max_requests,
+        "arrivals": scenario.arrivals,
         "traffic": traffic.summary(),
-        "settings": settings,
         "steps": [asdict(s) for s in steps],
+        "lone_repeats": args.lone_repeats,
         "lone": lone,
+        "promises": promise_checks(steps, lone),
     }
-    report["promises"] = promise_checks(steps, lone)
-    (args.out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (args.out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     (args.out_dir / "report.md").write_text(markdown(report))
-    plot(report, args.out_dir / "overload.png")
+    try:
+        plot(report, args.out_dir / PLOT_NAME)
+    except PlotUnavailable as err:
+        print(f"no plot: {err}", file=sys.stderr)
     print(markdown(report))
     return 0 if all(ok for _, ok in report["promises"]) else 1
 

@@ -1,9 +1,10 @@
-"""The latency-vs-throughput plot of a step search (PNG, matplotlib)."""
+"""The load tests' plots (PNG, matplotlib): latency vs throughput of a step search, and the shared setup."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from loadtest.step import Search
 
@@ -14,18 +15,25 @@ class PlotUnavailable(RuntimeError):
     pass
 
 
-def latency_plot(result: Search, target_ms: float, path: Path, title: str) -> Path:
-    """p50 and p99 of the primary traffic against its achieved pairs/s, one point per step (crosses
-    for bad steps), the target as a line and the best good step circled. Log latency axis: an
-    overloaded step's seconds would flatten the interesting part otherwise."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` drawing to files (the Agg backend); :class:`PlotUnavailable` with the install
+    hint when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import LogFormatter
     except ImportError:
         raise PlotUnavailable(MATPLOTLIB_HINT) from None
+    return plt
+
+
+def latency_plot(result: Search, target_ms: float, path: Path, title: str) -> Path:
+    """p50 and p99 of the primary traffic against its achieved pairs/s, one point per step (crosses
+    for bad steps), the target as a line and the best good step circled. Log latency axis: an
+    overloaded step's seconds would flatten the interesting part otherwise."""
+    plt = pyplot()
+    from matplotlib.ticker import LogFormatter
 
     steps = sorted(result.steps, key=lambda s: s.offered_pairs_s)
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)

@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from loadtest.openloop import Reply, http_request
-from loadtest.scenario import Scenario
+from loadtest.scenario import Scenario, parse_scenario
 from loadtest.workload import fill_candidates, load_queries
 
 T = TypeVar("T")
@@ -93,6 +93,10 @@ class Traffic:
     def from_data(cls, scenario: Scenario, data: Path) -> Traffic:
         """Raises :class:`loadtest.workload.DataMissing` with a hint when ``data`` is not there."""
         return cls(scenario, load_queries(data, scenario.queries.split))
+
+    def with_changes(self, **changes: object) -> Traffic:
+        """The same data and query ranking under a scenario with ``changes`` (e.g. ``deadline_ms=None``)."""
+        return Traffic(parse_scenario({**self.scenario.model_dump(), **changes}), self._own)
 
     def draw(self, rng: np.random.Generator, count: int) -> list[Draw]:
         ranks = self.zipf.sample(rng, count)

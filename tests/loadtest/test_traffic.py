@@ -97,6 +97,14 @@ def test_requests_carry_the_bucket_and_deadline_headers():
     assert no_bucket.headers(no_bucket.draw(np.random.default_rng(0), 1)[0]) == {}
 
 
+def test_with_changes_keeps_the_data_and_ranking_under_another_scenario():
+    traffic = Traffic(parse_scenario({"name": "t", "deadline_ms": 80, "services": 8}), by_query())
+    wide = traffic.with_changes(services=256, deadline_ms=None)
+    assert wide.queries == traffic.queries and traffic.scenario.max_services == 8
+    assert len(wide.candidates(3)) == 256 and wide.headers(Draw(3, 256, "", False)) == {}
+    assert traffic.headers(Draw(3, 8, "", False)) == {"X-Deadline-Ms": "80"}
+
+
 def test_read_reply_takes_variant_and_cached():
     body = json.dumps(
         {"request_id": "r", "results": [{"id": '"cached": 99', "score": 1}], "cached": 3, "latency_ms": 1},
