@@ -2,9 +2,8 @@
 
 A *job* is one request's encoded pairs. The batcher loop
 
-1. waits until pairs are queued, then, while more admitted work is on its way (being tokenised), up
-   to ``max_wait`` until a full ORT run is (under load the queue is never short, and a lone request
-   does not wait at all);
+1. waits until pairs are queued, then up to ``max_wait`` until a full ORT run is (under load the
+   queue is never short, so the wait only matters when traffic is light);
 2. cuts a *step* from the head of the queue, FIFO, up to ``max_batch_pairs`` pairs and
    ``max_batch_tokens`` tokens (a large request spans several steps), dropping jobs whose budget ran
    out while they queued (or that could no longer be scored by their caller's deadline), before any
@@ -258,9 +257,7 @@ class Batcher:
     def estimate(self, lengths: Sequence[int]) -> Estimate:
         """When a request of these pair lengths would start and be scored, if queued now."""
         own = self.cost.request_seconds(lengths, pooled=not self.idle)
-        # the batcher waits to fill a run only while other admitted work is on its way (_fill_window)
-        window = self.limits.max_wait_s if self._reserved_pairs else 0.0
-        return Estimate(own_s=own, ahead_s=self.ahead_s(), wait_s=window + self.loop_lag())
+        return Estimate(own_s=own, ahead_s=self.ahead_s(), wait_s=self.limits.max_wait_s + self.loop_lag())
 
     def admit(self, lengths: Sequence[int], budget: Budget, *, check_deadline: bool = True) -> Estimate:
         """Refuse now (raise :class:`Overloaded`) what the queue cannot hold or cannot serve in budget.
@@ -377,18 +374,14 @@ class Batcher:
                     self._running = False
 
     async def _fill_window(self) -> None:
-        """Wait until a full ORT run is queued or the oldest job has waited ``max_wait``, but only while
-        admitted work is on its way (being tokenised): with nothing on its way the wait could only
-        catch requests not yet parsed, and a lone request would pay it for nothing.
+        """Wait until a full ORT run is queued or the oldest job has waited ``max_wait``.
 
         Only a run that is not yet full is worth waiting for: more pairs than a run makes more runs, not
         cheaper ones (on CPU; on a GPU set ``max_run_pairs`` = ``max_batch_pairs`` to wait for a full step).
         """
         until = self._queue[0].enqueued_at + self.limits.max_wait_s
         enough = min(self.limits.max_run_pairs, self.limits.max_batch_pairs)
-        while (
-            self._queued_pairs < enough and self._reserved_pairs and (left := until - time.monotonic()) > 0
-        ):
+        while self._queued_pairs < enough and (left := until - time.monotonic()) > 0:
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), left)

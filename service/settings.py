@@ -71,10 +71,7 @@ class Settings(BaseSettings):
         "but makes the first request of a window wait for all of it",
     )
     max_wait_ms: float = Field(
-        2.0,
-        ge=0,
-        description="how long the batcher waits to fill an ORT run once a pair is queued, while other "
-        "admitted requests are still being tokenised (a lone request does not wait)",
+        2.0, ge=0, description="how long the batcher waits to fill an ORT run once a pair is queued"
     )
     max_queue_pairs: int = Field(
         1024, gt=0, description="queued pairs per variant beyond which requests get 503"
