@@ -24,7 +24,6 @@ plan, the compute queued ahead, the live slowdown) and refuses at once what its 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -256,8 +255,15 @@ class Batcher:
 
     def estimate(self, lengths: Sequence[int]) -> Estimate:
         """When a request of these pair lengths would start and be scored, if queued now."""
-        own = self.cost.request_seconds(lengths, pooled=not self.idle)
-        return Estimate(own_s=own, ahead_s=self.ahead_s(), wait_s=self.limits.max_wait_s + self.loop_lag())
+        pooled = not self.idle
+        profiled = self.cost.runs_seconds(lengths, pooled)
+        return Estimate(
+            own_s=self.cost.slowed(profiled, pooled),
+            ahead_s=self.ahead_s(),
+            wait_s=self.limits.max_wait_s + self.loop_lag(),
+            profiled_s=profiled,
+            pairs=len(lengths),
+        )
 
     def admit(self, lengths: Sequence[int], budget: Budget, *, check_deadline: bool = True) -> Estimate:
         """Refuse now (raise :class:`Overloaded`) what the queue cannot hold or cannot serve in budget.
@@ -282,7 +288,8 @@ class Batcher:
         needed = estimate.until_scored_s if budget.bounds_compute else estimate.until_started_s
         needed *= self.cost.error.multiplier
         if not check_deadline or needed <= left or self._probe_allowed(lengths, budget, left, now):
-            return self._reserve(estimate, lengths)
+            self._reserve(estimate)
+            return estimate
         self._shed("deadline_unmeetable")
         what = "scored" if budget.bounds_compute else "started (no X-Deadline-Ms: the default budget bounds queue wait)"
         raise Overloaded(
@@ -302,16 +309,14 @@ class Batcher:
         self._last_probe = now
         return True
 
-    def _reserve(self, estimate: Estimate, lengths: Sequence[int]) -> Estimate:
-        reserved = self.cost.runs_seconds(lengths, pooled=not self.idle)
-        self._reserved_s += reserved
-        self._reserved_pairs += len(lengths)
-        return dataclasses.replace(estimate, reserved_s=reserved, reserved_pairs=len(lengths))
+    def _reserve(self, estimate: Estimate) -> None:
+        self._reserved_s += estimate.profiled_s
+        self._reserved_pairs += estimate.pairs
 
     def release(self, estimate: Estimate) -> None:
         """Give back what admission reserved (at submission, or when the request fails before it)."""
-        self._reserved_s = max(0.0, self._reserved_s - estimate.reserved_s)
-        self._reserved_pairs = max(0, self._reserved_pairs - estimate.reserved_pairs)
+        self._reserved_s = max(0.0, self._reserved_s - estimate.profiled_s)
+        self._reserved_pairs = max(0, self._reserved_pairs - estimate.pairs)
         if not self._reserved_pairs:
             self._reserved_s = 0.0
 

@@ -250,8 +250,8 @@ class Estimate:
     own_s: float
     ahead_s: float
     wait_s: float  # batching window and event-loop lag before its first run
-    reserved_s: float = 0.0  # profiled seconds held in the queue's estimate from admission to submission
-    reserved_pairs: int = 0
+    profiled_s: float = 0.0  # its runs as profiled: what admission reserves in the queue until submission
+    pairs: int = 0
     made_at: float = dataclasses.field(default_factory=time.monotonic)
 
     @property
@@ -330,9 +330,13 @@ class CostModel:
         self.overhead.observe(seconds, runs_s)
 
     def request_seconds(self, lengths: Sequence[int], pooled: bool = False) -> float:
-        """Estimated compute of a request of these pair lengths: its runs, slowed, plus a step's
-        overhead (a pooled request shares a step, and its overhead, with its neighbours)."""
-        return self.runs_seconds(lengths, pooled) * self.factor + (0.0 if pooled else self.overhead.seconds)
+        """Estimated compute of a request of these pair lengths (see :meth:`slowed`)."""
+        return self.slowed(self.runs_seconds(lengths, pooled), pooled)
+
+    def slowed(self, profiled_s: float, pooled: bool = False) -> float:
+        """Profiled run seconds as they will take now: times the slowdown, plus a step's overhead (a
+        pooled request shares a step, and its overhead, with its neighbours)."""
+        return profiled_s * self.factor + (0.0 if pooled else self.overhead.seconds)
 
     @property
     def factor(self) -> float:
