@@ -343,6 +343,29 @@ def eval_teacher(
     typer.echo(format_teacher_report(result, f"{result['teacher']['name']} {result['teacher']['version']} on {split}"))
 
 
+@teacher_app.command()
+def oracle(
+    data: Data = DEFAULT_DATA,
+    split: Annotated[str, typer.Option(help="a human-labelled split to annotate")] = "teacher_train",
+    limit: Annotated[int, typer.Option(help="the first N pairs in sha1(id) order, a seeded-by-hash sample "
+                                            "(0 = all); 5040 matches the annotated pool's budget")] = 5040,
+    label_line: Annotated[str, typer.Option(help="drop (the chain without its 'Label:' line, as the LLM teacher's "
+                                                 "records) | keep (the augmented view reads the answer)")] = "drop",
+    out: Annotated[Path, typer.Option(help="annotation JSONL (overwritten)")] = Path(
+        "artifacts/annotations/oracle-teacher_train-5040.jsonl"),
+    text_fields: Fields = "title",
+) -> None:
+    """Oracle annotations: human labels with reasoning chains written by the attribute program (not a model)."""
+    from relevance.data import load_pairs
+    from training.teacher.annotate import shard_pairs
+    from training.teacher.oracle import write_oracle
+
+    _logging()
+    pairs = shard_pairs(load_pairs(data, split), "0/1", limit)
+    summary = write_oracle(pairs, out, label_line, _fields(text_fields))
+    typer.echo(f"{out}: {json.dumps(summary)}")
+
+
 def annotate(
     teacher: Teacher = DEFAULT_TEACHER, data: Data = DEFAULT_DATA,
     split: Annotated[str, typer.Option(help="split to annotate")] = "pool",
