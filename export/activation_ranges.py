@@ -53,9 +53,3 @@ def activation_ranges(graph: Path, tensors: Sequence[str], batches: Iterable[dic
             low[name] = min(low[name], float(rows.min()))
             high[name] = max(high[name], float(rows.max()))
     return {name: (low[name], high[name]) for name in tensors}
-
-
-def uint8_scale_zero_point(low: float, high: float) -> tuple[float, int]:
-    """Asymmetric uint8 quantisation of ``[low, high]`` (which contains 0), as ONNX ``QuantizeLinear`` uses it."""
-    scale = max(high - low, 1e-8) / 255.0
-    return scale, int(np.clip(round(-low / scale), 0, 255))

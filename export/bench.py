@@ -23,7 +23,7 @@ import numpy as np
 
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 Runner = Callable[[dict[str, np.ndarray]], object]
 

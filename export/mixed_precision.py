@@ -39,10 +39,10 @@ import onnx
 
 from export.activation_ranges import Range, activation_ranges
 from export.optimize import INT8_BLOCK_SIZE, quantize_int8, quantize_per_tensor, weight_matmuls
+from relevance.backends import OnnxBackend
 from relevance.data import Pair
 from relevance.metrics import softmax
-from service.backend import OnnxBackend
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 log = logging.getLogger(__name__)
 

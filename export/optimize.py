@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.activation_ranges import Range, uint8_scale_zero_point
+from export.activation_ranges import Range
+from relevance.quantization import uint8_scale_zero_point
 
 log = logging.getLogger(__name__)
 

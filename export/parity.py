@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from relevance.backends import Backend
 from relevance.data import Pair
 from relevance.metrics import evaluate
-from service.backend import Backend
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 class ParityError(RuntimeError):
@@ -37,7 +37,7 @@ class ParityLimits:
 
 
 class TorchBackend:
-    """A PyTorch sequence classifier behind the serving :class:`~service.backend.Backend` interface, so
+    """A PyTorch sequence classifier behind the serving :class:`~relevance.backends.Backend` interface, so
     parity checks score it through exactly the bundle's encoding and batching
     (``dataclasses.replace(bundle_model, backend=TorchBackend(model)).predict_probs(...)``)."""
 

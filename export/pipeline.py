@@ -14,20 +14,26 @@ from pathlib import Path
 
 import onnx
 
+from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
+from export.onnx_graph import DEFAULT_OPSET, export_onnx
+from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
+from export.parity import (
+    ParityLimits,
+    TorchBackend,
+    batch_diff,
+    check,
+    compare_int8,
+    label_agreement,
+    logit_diff,
+)
+from export.rewrite import rewrite_graphs
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.bundle.writer import staged_bundle, write_manifest
 from relevance.data import Pair, load_pairs
+from relevance.evaluate import bundle_evaluation
 from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
-from service.model import BundleModel
-
-from export.onnx_graph import DEFAULT_OPSET, export_onnx
-from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
-from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
-from export.evaluate import bundle_evaluation
-from export.rewrite import rewrite_graphs
-from export.parity import (ParityLimits, TorchBackend, batch_diff, check, compare_int8, label_agreement,
-                           logit_diff)
+from relevance.model import BundleModel
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 INT8_SCHEMES = ("blockwise", "mixed", "static")

@@ -28,7 +28,7 @@ from pathlib import Path
 from export.bench import sample_batches, write_section
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 @dataclass

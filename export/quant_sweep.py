@@ -4,7 +4,7 @@
 
 The parity gate (``relevance export``) judges only the scheme export uses; this sweep shows why
 that scheme: each candidate graph is built from the bundle's fused fp32 graph, scored on the whole
-dev split through the serving path (:class:`service.backend.OnnxBackend`), and timed on batches of
+dev split through the serving path (:class:`relevance.backends.OnnxBackend`), and timed on batches of
 real test pairs with the same threads, in one run.
 """
 
@@ -24,11 +24,11 @@ import onnx
 from export.mixed_precision import Batches, calibration_batches, matmul_input_ranges, plan_mixed
 from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
 from export.parity import batched_vs_alone
+from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.metrics import softmax
-from service.backend import OnnxBackend
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 def ffn_down_nodes(graph: Path) -> tuple[str, ...]:

@@ -21,12 +21,12 @@ import shutil
 from pathlib import Path
 
 from export.cpu_kernels import rewrite_for_cpu
-from export.evaluate import bundle_evaluation
 from export.parity import ParityLimits, batch_diff, check, compare_int8, logit_diff
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.writer import staged_bundle, write_manifest
 from relevance.data import load_pairs
-from service.model import BundleModel
+from relevance.evaluate import bundle_evaluation
+from relevance.model import BundleModel
 
 BATCH_CHECK_PAIRS = 32
 FP32_CHECK_PAIRS = 256

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from relevance.bundle import load_bundle
-from service.model import BundleModel
+from relevance.model import BundleModel
 from service.schemas import RelevanceRequest
 
 

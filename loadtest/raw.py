@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from relevance.bundle import load_bundle
+from relevance.model import BundleModel
 from service.batcher import plan_runs
-from service.model import BundleModel
 
 
 @dataclass(frozen=True)

@@ -197,11 +197,11 @@ def eval_bundle(
     """Evaluate a bundle through the service's ONNX Runtime code path (same encoder, same backend)."""
     from rich.progress import Progress
 
-    from export.evaluate import evaluate_bundle_model
     from relevance.bundle import load_bundle
     from relevance.data import load_pairs
+    from relevance.evaluate import evaluate_bundle_model
     from relevance.metrics import format_report
-    from service.model import BundleModel
+    from relevance.model import BundleModel
 
     loaded = load_bundle(bundle)
     pairs = load_pairs(data, split or None)

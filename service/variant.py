@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from relevance.backends import Backend
 from relevance.bundle import load_bundle
 from relevance.bundle.manifest import Precision
-from service.backend import Backend
+from relevance.model import BundleModel
 from service.batcher import Batcher, BatchLimits, Example
 from service.cache import make_normaliser
 from service.metrics import ServiceMetrics
-from service.model import BundleModel
 
 # Tests (and operators debugging a backend) wrap a variant's backend, e.g. to make it slow or failing.
 BackendWrapper = Callable[[str, Backend], Backend]

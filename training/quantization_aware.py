@@ -26,7 +26,7 @@ Fake quantisation (what :func:`export.optimize.quantize_per_tensor` does with fr
 
 * weight ``W`` (out x in), symmetric int8 per output channel: ``s_o = max_i |W_oi| / 127``,
   ``W~ = s_o * clamp(round(W / s_o), -127, 127)``;
-* input ``x`` with calibrated range ``[lo, hi]`` (real tokens, :mod:`export.activation_ranges`),
+* input ``x`` with calibrated range ``[lo, hi]`` (real tokens, measured by the export),
   asymmetric uint8: ``s = (hi - lo) / 255``, ``z = round(-lo / s)``,
   ``x~ = s * (clamp(round(x / s) + z, 0, 255) - z)``;
 * the embedding tables and the embedding LayerNorm's gain and bias, one uint8 scale per tensor over
@@ -51,13 +51,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from export.activation_ranges import uint8_scale_zero_point
 from relevance.data import load_pairs
+from relevance.quantization import uint8_scale_zero_point
 from training.batching import sorted_batches
 from training.config import StudentTrainConfig
 from training.losses.kl import ViewKLLoss
-from training.student import (EncodedPairs, LabelTargets, SupervisedObjective, batch_inputs, encode_pairs, fit,
-                              human_label_targets, load_student, predict_logits, start_run)
+from training.student import (
+    EncodedPairs,
+    LabelTargets,
+    SupervisedObjective,
+    batch_inputs,
+    encode_pairs,
+    fit,
+    human_label_targets,
+    load_student,
+    predict_logits,
+    start_run,
+)
 
 # The encoder projections export quantises (the MatMuls with a weight; pooler and head stay fp32).
 PROJECTIONS = ("attention.self.query", "attention.self.key", "attention.self.value",

@@ -37,8 +37,13 @@ def write_pool_annotations(data: Path, path: Path) -> Path:
 def write_teacher_metrics(data: Path, path: Path) -> Path:
     """The synthetic teacher's test-split metrics, as a teacher evaluation would write them."""
     from relevance.data import load_pairs
-    from training.annotations import AnnotationStats, attach_annotations, parse_record, synthetic_annotations
-    from training.annotations import teacher_metrics
+    from training.annotations import (
+        AnnotationStats,
+        attach_annotations,
+        parse_record,
+        synthetic_annotations,
+        teacher_metrics,
+    )
 
     test = load_pairs(data, "test")
     records = synthetic_annotations(test, DEPARTMENTS, noise=0.1, failure_rate=0, seed=1)

@@ -7,8 +7,13 @@ import json
 import pytest
 
 from relevance.data import load_pairs
-from training.annotations import load_annotated_pairs, read_annotations, synthetic_annotations, teacher_metrics
 from tests.fixtures import DEPARTMENTS
+from training.annotations import (
+    load_annotated_pairs,
+    read_annotations,
+    synthetic_annotations,
+    teacher_metrics,
+)
 
 
 def test_failed_and_malformed_records_are_skipped_and_counted(tmp_path, crsd_data):

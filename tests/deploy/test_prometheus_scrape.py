@@ -17,6 +17,7 @@ import itertools
 import json
 import threading
 import time
+
 import httpx
 import pytest
 import yaml

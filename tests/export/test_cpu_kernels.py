@@ -17,10 +17,10 @@ from export.mixed_precision import calibration_batches, matmul_input_ranges
 from export.optimize import quantize_int8, weight_matmuls
 from export.parity import ParityError, ParityLimits, batched_vs_alone
 from export.rewrite import optimize_bundle
+from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
-from service.backend import OnnxBackend
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 def ops_of(graph: Path) -> Counter:

@@ -14,7 +14,7 @@ from export.pipeline import export_bundle
 from relevance.bundle import load_bundle
 from relevance.cli import app
 from relevance.data import load_pairs
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 def test_bundle_contents_and_manifest(tiny_bundle):

@@ -6,14 +6,13 @@ from collections import Counter
 
 import onnx
 
-from export.mixed_precision import plan_mixed, probabilities, total_variation
+from export.mixed_precision import calibration_batches, plan_mixed, probabilities, total_variation
 from export.optimize import quantize_int8, weight_matmuls
 from export.parity import ParityLimits
-from export.mixed_precision import calibration_batches
 from export.pipeline import export_bundle
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 def _ops(graph) -> Counter:

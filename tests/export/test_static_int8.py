@@ -8,14 +8,15 @@ import numpy as np
 import onnx
 import pytest
 
-from export.activation_ranges import activation_ranges, real_token_values, uint8_scale_zero_point
+from export.activation_ranges import activation_ranges, real_token_values
 from export.mixed_precision import calibration_batches, matmul_input_ranges
 from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
 from export.parity import ParityError, ParityLimits, batched_vs_alone, check
+from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
-from service.backend import OnnxBackend
-from service.model import BundleModel
+from relevance.model import BundleModel
+from relevance.quantization import uint8_scale_zero_point
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 from fastapi import FastAPI
 
+from relevance.backends import Backend
 from service.app import create_app
-from service.backend import Backend
 from service.settings import Settings
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from relevance.bundle import load_bundle
+from relevance.model import BundleModel
 from service.batcher import plan_runs
-from service.model import BundleModel
 from tests.service.support import Backends, body, running, scrape
 
 QUERIES = ["cordless drill", "white primer", "garden hose", "brass faucet valve", "steel hammer", "saw"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from relevance.bundle import load_bundle
+from relevance.model import BundleModel
 from service.batcher import Batcher, BatchLimits, plan_runs
 from service.cost import CostModel, RunProfile, Slowdown, profile_shapes
 from service.deadline import Budget
 from service.errors import Overloaded
 from service.metrics import ServiceMetrics
-from service.model import BundleModel
 
 
 class FakeClock:

@@ -14,6 +14,7 @@ import pytest
 
 from relevance.data import load_pairs
 from relevance.labels import LABELS
+from tests.teacher.fakes import ScriptedBackend
 from training.teacher.annotate import (
     annotate_pairs,
     finished_ids,
@@ -21,7 +22,6 @@ from training.teacher.annotate import (
     shard_pairs,
 )
 from training.teacher.prompts import PROMPT_VERSION
-from tests.teacher.fakes import ScriptedBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -92,7 +92,8 @@ def test_cli_import_is_torch_free_and_lists_commands():
             "print(sorted(x.name or x.callback.__name__ for x in c.teacher_app.registered_commands))")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == str(sorted(["convert", "dapt", "perplexity", "bootstrap", "sft", "reward", "dpo", "calibrate", "eval"]))
+    assert res.stdout.strip() == str(sorted(["convert", "dapt", "perplexity", "bootstrap", "sft", "reward", "dpo", "calibrate", "eval",
+                                                           "oracle"]))
 
 
 def test_cli_help():

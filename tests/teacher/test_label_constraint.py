@@ -45,10 +45,10 @@ def test_after_label_prefix_only_label_words_then_only_eos(tokenizer):
 
 def test_constrained_generation_always_ends_with_a_parsable_label(sft_teacher, catalog_jsonl):
     from relevance.data import load_pairs
+    from tests.teacher.conftest import TEXT_FIELDS
     from training.teacher.config import GenerationSettings
     from training.teacher.generation import LocalBackend
     from training.teacher.prompts import PromptTemplate, parse_output
-    from tests.teacher.conftest import TEXT_FIELDS
 
     pairs = load_pairs(catalog_jsonl, "test")[:12]
     backend = LocalBackend.from_teacher(str(sft_teacher), PromptTemplate(text_fields=TEXT_FIELDS),
@@ -106,10 +106,10 @@ def test_label_bias_shifts_the_constrained_label_and_its_probability(tokenizer):
 def test_calibrate_writes_a_spec_with_the_bias_that_the_backend_loads(sft_teacher, catalog_jsonl, tmp_path):
     import json
 
+    from tests.teacher.conftest import TEXT_FIELDS
     from training.teacher.calibrate import calibrate
     from training.teacher.config import CalibrateConfig, GenerationSettings
     from training.teacher.generation import LocalBackend
-    from tests.teacher.conftest import TEXT_FIELDS
 
     out = calibrate(CalibrateConfig(teacher=str(sft_teacher), data=str(catalog_jsonl), split="train", n_pairs=24,
                                     out=str(tmp_path / "cal"), text_fields=TEXT_FIELDS, step=0.5,

@@ -116,12 +116,11 @@ def test_bootstrap_seeds_rejection_then_rationalisation():
 
 
 def test_bootstrap_and_sft_from_a_seeds_file(tmp_path, sft_teacher, catalog_jsonl):
-    from training.teacher.config import GenerationSettings
+    from training.teacher.config import GenerationSettings, TeacherSFTConfig
     from training.teacher.generation import LocalBackend
     from training.teacher.prompts import PromptTemplate
     from training.teacher.seeds import SeedChain, bootstrap_seeds, read_seeds, write_seeds
     from training.teacher.sft import select_seeds
-    from training.teacher.config import TeacherSFTConfig
 
     backend = LocalBackend.from_teacher(str(sft_teacher), PromptTemplate(text_fields=TEXT_FIELDS),
                                         GenerationSettings(max_new_tokens=64, batch_size=8))

@@ -15,10 +15,19 @@ from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from tests.conftest import TINY_LIMITS
 from training.config import StudentTrainConfig
-from training.quantization_aware import (FAKE_QUANT, FakeQuantLinear, calibrate_input_ranges,
-                                         fake_quant_activation, fake_quant_table, fake_quant_weight,
-                                         onnx_input_ranges, prepare_fake_quant, projections, quantization,
-                                         train_quant_aware)
+from training.quantization_aware import (
+    FAKE_QUANT,
+    FakeQuantLinear,
+    calibrate_input_ranges,
+    fake_quant_activation,
+    fake_quant_table,
+    fake_quant_weight,
+    onnx_input_ranges,
+    prepare_fake_quant,
+    projections,
+    quantization,
+    train_quant_aware,
+)
 from training.student import encode_pairs, load_student, predict_logits, start_run
 
 
@@ -99,8 +108,8 @@ def test_simulation_matches_the_exported_static_graph(tiny_bundle, tiny_checkpoi
 
     from export.mixed_precision import calibration_batches, matmul_input_ranges
     from export.optimize import quantize_int8, weight_matmuls
-    from service.backend import OnnxBackend
-    from service.model import BundleModel
+    from relevance.backends import OnnxBackend
+    from relevance.model import BundleModel
 
     run, data, model = _calibrated(tiny_checkpoint, catalog_jsonl)
     torch_ranges = calibrate_input_ranges(model, run.encoder, data)

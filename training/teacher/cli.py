@@ -156,10 +156,10 @@ def bootstrap(
     prompt_version: PromptVersion = "",
 ) -> None:
     """Seed chains, source (a): the teacher's own chains (or a stronger LLM's) by rejection sampling and rationalisation."""
+    from relevance.data import load_pairs
     from training.teacher.generation import LocalBackend
     from training.teacher.sampling import sample_pairs
     from training.teacher.seeds import bootstrap_seeds, write_seeds
-    from relevance.data import load_pairs
 
     _logging()
     cfg = BootstrapConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,

@@ -28,7 +28,6 @@ from pathlib import Path
 from relevance.data import Pair, load_pairs
 from training.teacher.config import RewardSampleConfig, RewardWeights, TeacherDPOConfig
 from training.teacher.generation import TeacherBackend
-
 from training.teacher.reward import mean_rewards, score_output
 from training.teacher.sampling import sample_pairs
 

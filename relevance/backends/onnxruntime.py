@@ -1,8 +1,7 @@
-"""The backend owns the model and nothing else: ONNX Runtime sessions in, logits out.
+"""The ONNX Runtime backend: sessions in, logits out (the :class:`~relevance.backends.base.Backend` interface).
 
-Kept to a small interface (cf. text-embeddings-inference's backends) so the batcher does not care
-whether it runs on CPU, CUDA or TensorRT. GPU providers are used only when ``onnxruntime-gpu`` is
-installed and asked for; otherwise the CPU provider runs.
+GPU providers are used only when ``onnxruntime-gpu`` is installed and asked for; otherwise the CPU
+provider runs.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -23,14 +21,6 @@ PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-
-
-class Backend(Protocol):
-    """What the batcher needs from a model runtime."""
-
-    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits (batch x labels, float32) for padded BERT inputs."""
-        ...
 
 
 def resolve_providers(requested: Sequence[str]) -> list[str]:

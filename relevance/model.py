@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from relevance.backends import Backend, OnnxBackend
 from relevance.bundle import Bundle
 from relevance.bundle.manifest import Precision
 from relevance.encoding import PairEncoder
 from relevance.metrics import softmax
-from service.backend import Backend, OnnxBackend
 
 Example = tuple[list[int], list[int]]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relevance.metrics import evaluate
-from service.model import BundleModel
+from relevance.model import BundleModel
 
 
 def evaluate_bundle_model(model: BundleModel, pairs, progress=None) -> dict:
