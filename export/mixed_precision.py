@@ -38,7 +38,7 @@ import numpy as np
 import onnx
 
 from export.activation_ranges import Range, activation_ranges
-from export.optimize import INT8_BLOCK_SIZE, quantize_int8, quantize_per_tensor, weight_matmuls
+from export.transforms import INT8_BLOCK_SIZE, quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.backends import OnnxBackend
 from relevance.data import Pair
 from relevance.metrics import softmax

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
+from export.config import DEFAULT_OPSET
+
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
-DEFAULT_OPSET = 17
 
 
 def export_onnx(model, path: Path, opset: int = DEFAULT_OPSET) -> Path:

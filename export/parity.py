@@ -13,11 +13,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
+from export.config import ParityLimits
 from relevance.backends import Backend
 from relevance.data import Pair
 from relevance.metrics import evaluate
@@ -26,14 +25,6 @@ from relevance.model import BundleModel
 
 class ParityError(RuntimeError):
     """An exported graph failed the parity gate; the message gives the measured numbers and the limit."""
-
-
-@dataclass(frozen=True)
-class ParityLimits:
-    max_abs_diff: float = 1e-4
-    min_int8_agreement: float = 0.99
-    max_int8_f1_drop: float = 0.003
-    max_batch_diff: float = 1e-4
 
 
 class TorchBackend:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import onnx
 
+from export.config import ExportConfig
 from export.mixed_precision import calibration_batches, matmul_input_ranges, plan_mixed
-from export.onnx_graph import DEFAULT_OPSET, export_onnx
-from export.optimize import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
+from export.onnx_graph import export_onnx
+from export.optimize import rewrite_graphs
 from export.parity import (
-    ParityLimits,
     TorchBackend,
     batch_diff,
     check,
@@ -26,7 +26,7 @@ from export.parity import (
     label_agreement,
     logit_diff,
 )
-from export.rewrite import rewrite_graphs
+from export.transforms import convert_fp16, fuse_bert, quantize_int8, weight_matmuls
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.bundle.writer import staged_bundle, write_manifest
@@ -36,7 +36,6 @@ from relevance.labels import DEFAULT_GAINS, DEFAULT_RATINGS, LABELS
 from relevance.model import BundleModel
 
 GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-INT8_SCHEMES = ("blockwise", "mixed", "static")
 BATCH_CHECK_PAIRS = 32  # one service-sized batch for the batched-vs-alone check
 
 
@@ -89,26 +88,8 @@ def int8_parity(int8: BundleModel, fp32: BundleModel, dev: list[Pair], checkpoin
             "int8_label_agreement_with_fp32": label_agreement(p32, p8)}
 
 
-def export_bundle(
-    checkpoint: str | Path,
-    out: str | Path,
-    data: str | Path,
-    name: str = "relevance-student",
-    version: str | None = None,
-    precisions: tuple[str, ...] = ("fp32", "int8"),
-    default_precision: str = "int8",
-    dev_split: str = "dev",
-    test_split: str | None = "test",
-    parity_samples: int = 256,
-    limits: ParityLimits = ParityLimits(),
-    opset: int = DEFAULT_OPSET,
-    ship: tuple[str, ...] | None = None,
-    int8_scheme: str = "blockwise",
-    calibration_split: str = "teacher_train",
-    calibration_pairs: int = 1024,
-    calibration_max_loss: float = 0.002,
-) -> Path:
-    """Export ``checkpoint`` to the bundle folder ``out`` and return it.
+def export_bundle(cfg: ExportConfig) -> Path:
+    """Export ``cfg.checkpoint`` to the bundle folder ``cfg.out`` and return it.
 
     ``ship`` lists the precisions kept in the final bundle (default: all exported). The fp32 graph is
     always built because it is the parity reference, but a CPU bundle can ship INT8 alone (a quarter
@@ -119,19 +100,15 @@ def export_bundle(
     of ``calibration_split``; passes the gate after quantisation-aware fine-tuning,
     :mod:`training.quantization_aware`) or ``mixed`` (only the MatMuls that tolerate it go per-tensor,
     chosen on the calibration pairs by :func:`export.mixed_precision.plan_mixed`). Dev stays the gate's.
+    The checkpoint's ``training`` record (how its model was trained) is copied into ``bundle.json``.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from training.student import read_student_meta
 
-    checkpoint, out = Path(checkpoint), Path(out)
-    if "fp32" not in precisions:
-        raise ValueError("the fp32 graph is always exported: it is the parity reference")
-    ship = tuple(ship or precisions)
-    if int8_scheme not in INT8_SCHEMES:
-        raise ValueError(f"int8_scheme must be one of {INT8_SCHEMES}, got {int8_scheme!r}")
-    if default_precision not in ship or not set(ship) <= set(precisions):
-        raise ValueError(f"default precision {default_precision} and shipped {ship} must be among {precisions}")
+    checkpoint, out, data = Path(cfg.checkpoint), Path(cfg.out), cfg.data
+    precisions, ship, default_precision, int8_scheme = cfg.precisions, cfg.ship, cfg.default_precision, cfg.int8_scheme
+    test_split = cfg.test_split or None
     meta = read_student_meta(checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), attn_implementation="eager").eval()
     labels = tuple(meta.get("labels", LABELS))
@@ -139,23 +116,24 @@ def export_bundle(
         raise ValueError(f"{checkpoint} has {model.config.num_labels} outputs but the label scale has {len(labels)}")
 
     with staged_bundle(out) as staging:
-        raw = export_onnx(model, staging / "raw.onnx", opset)
+        raw = export_onnx(model, staging / "raw.onnx", cfg.opset)
         fused_ops = fuse_bert(
             raw, staging / GRAPH_FILES["fp32"], model.config.num_attention_heads, model.config.hidden_size
         )
         raw.unlink()
         AutoTokenizer.from_pretrained(str(checkpoint)).backend_tokenizer.save(str(staging / "tokenizer.json"))
         fields = dict(
-            name=name,
-            version=version or datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S"),
+            name=cfg.name,
+            version=cfg.version or datetime.now(timezone.utc).strftime("%Y.%m.%d-%H%M%S"),
             labels=labels,
             gains=tuple(DEFAULT_GAINS),
             ratings=tuple(meta.get("class_ratings", DEFAULT_RATINGS)),
             max_length=int(meta.get("max_length", 64)),
             text=ServiceTextTemplate(**meta.get("text", {})),
             default_precision=default_precision,
-            opset=opset,
+            opset=cfg.opset,
             source_checkpoint=str(checkpoint),
+            training=meta.get("training", {}),
         )
         # an fp32-only manifest first, so the fp32 graph can score calibration pairs through the serving path
         write_manifest(staging, [GraphEntry(path=GRAPH_FILES["fp32"], precision="fp32")], [],
@@ -164,10 +142,10 @@ def export_bundle(
         if "int8" in precisions:
             calibration = []
             if int8_scheme != "blockwise":
-                pool = load_pairs(data, calibration_split)
-                calibration = random.Random(0).sample(pool, min(calibration_pairs, len(pool)))
+                pool = load_pairs(data, cfg.calibration_split)
+                calibration = random.Random(0).sample(pool, min(cfg.calibration_pairs, len(pool)))
             quantization = build_int8(BundleModel.load(load_bundle(staging), "fp32"), staging / GRAPH_FILES["int8"],
-                                      int8_scheme, calibration, calibration_max_loss, meta)
+                                      int8_scheme, calibration, cfg.calibration_max_loss, meta)
         if "fp16" in precisions:
             convert_fp16(staging / GRAPH_FILES["fp32"], staging / GRAPH_FILES["fp16"])
         # undo the fusions whose CPU kernels are slow, after calibration so it read the graph it quantised
@@ -176,20 +154,20 @@ def export_bundle(
         write_manifest(staging, graphs, [], **fields)
         bundle = load_bundle(staging)
 
-        dev = load_pairs(data, dev_split)
+        dev = load_pairs(data, cfg.dev_split)
         # each runnable graph loaded once for all checks (fp16 graphs are for GPUs; not run here)
         graphs_run = {p: BundleModel.load(bundle, p) for p in precisions if p != "fp16"}
         fp32 = graphs_run["fp32"]
-        parity: dict = {"fp32_max_abs_logit_diff": logit_diff(TorchBackend(model), fp32, dev[:parity_samples]),
-                        "fp32_pairs": min(parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
+        parity: dict = {"fp32_max_abs_logit_diff": logit_diff(TorchBackend(model), fp32, dev[:cfg.parity_samples]),
+                        "fp32_pairs": min(cfg.parity_samples, len(dev)), "fused_operators": json.dumps(fused_ops)}
         for precision, loaded in sorted(graphs_run.items()):
             parity[f"{precision}_batched_vs_alone_max_logit_diff"] = batch_diff(loaded, dev[:BATCH_CHECK_PAIRS])
         if "int8" in graphs_run:
             parity |= int8_parity(graphs_run["int8"], fp32, dev, checkpoint, meta, int8_scheme)
-        check(parity, limits)
+        check(parity, cfg.limits)
 
         served = graphs_run.get(default_precision) or BundleModel.load(bundle, default_precision)
-        evaluation = bundle_evaluation(served, dev, data, test_split, dev_split)
+        evaluation = bundle_evaluation(served, dev, data, test_split, cfg.dev_split)
         for p in set(precisions) - set(ship):
             (staging / GRAPH_FILES[p]).unlink()
         shipped = [g for g in graphs if g.precision in ship]

@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 
 from export.mixed_precision import Batches, calibration_batches, matmul_input_ranges, plan_mixed
-from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
 from export.parity import batched_vs_alone
+from export.transforms import quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs

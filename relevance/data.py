@@ -18,12 +18,24 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from relevance.bundle.manifest import field_text
 from relevance.labels import LABELS, label_from_rating
+
+DATA_ENV = "RELEVANCE_DATA"
+# Where the project keeps the Home Depot benchmark (beside the checkout); every command's --data
+# default. Point RELEVANCE_DATA at another folder or a .jsonl file to change it for all of them.
+DEFAULT_DATA_PATH = "../shared/data/homedepot"
+
+
+def default_data() -> str:
+    """The data every command reads unless told otherwise: ``$RELEVANCE_DATA``, else the Home Depot folder."""
+    return os.environ.get(DATA_ENV) or DEFAULT_DATA_PATH
+
 
 ESCI_LABELS = {"exact": "exact", "substitute": "partial", "complement": "partial", "irrelevant": "irrelevant"}
 

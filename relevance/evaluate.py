@@ -24,3 +24,4 @@ def bundle_evaluation(served: BundleModel, dev: list, data, test_split: str | No
     if test_split:
         evaluation[test_split] = evaluate_bundle_model(served, load_pairs(data, test_split))
     return {k: {**v, "precision": served.precision, "data": str(data)} for k, v in evaluation.items()}
+

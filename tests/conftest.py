@@ -47,11 +47,11 @@ def tiny_checkpoint(tmp_path_factory, tiny_init, catalog_jsonl) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory, tiny_checkpoint, catalog_jsonl) -> Path:
     """A real bundle (fused fp32 + INT8 graphs, tokenizer, verified manifest) of the tiny student."""
-    from export.parity import ParityLimits
+    from export.config import ExportConfig
     from export.pipeline import export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    return export_bundle(
-        tiny_checkpoint, out, catalog_jsonl, name="tiny-student", version="0.0.1-test",
-        limits=ParityLimits(**TINY_LIMITS),
-    )
+    return export_bundle(ExportConfig(
+        checkpoint=str(tiny_checkpoint), out=str(out), data=str(catalog_jsonl), name="tiny-student",
+        version="0.0.1-test", **TINY_LIMITS,
+    ))

@@ -1,9 +1,9 @@
 """The comparison of issue 4: presets x seeds, one metrics file per run, tables and a plot for the docs.
 
-    python -m training.crsd_cli compare --annotations artifacts/annotations/pool.jsonl \\
+    relevance compare --annotations artifacts/annotations/pool.jsonl \\
         --teacher-metrics artifacts/teacher/test_metrics.json --seeds 13,14,15
 
-Every run goes through :func:`training.crsd.train_crsd` with one of :data:`training.crsd.PRESETS`
+Every run goes through :func:`training.crsd.train_crsd` with one of :data:`training.config.PRESETS`
 and the same common settings (student, steps per epoch, dev-based selection). Each writes
 ``<record>/<preset>/seed-<seed>/metrics.json`` (dev and test metrics, parameter counts, the
 command; ``record`` defaults to ``results``, where the checkpoints go); finished runs are skipped on
@@ -46,7 +46,8 @@ def run_comparison(
     """Train every preset x seed not yet recorded; return the metrics files of all requested runs."""
     from accelerate import PartialState
 
-    from training.crsd import PRESETS, CRSDConfig, train_crsd, training_pairs
+    from training.config import PRESETS, CRSDConfig
+    from training.crsd import train_crsd, training_pairs
 
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
@@ -70,7 +71,7 @@ def run_comparison(
             if path.is_file() and not force:
                 check_recorded_settings(path, cfg.to_json())
                 continue
-            report = train_crsd(cfg)
+            report = train_crsd(cfg, command)
             if PartialState().is_main_process:
                 metrics = {
                     "preset": preset,
@@ -191,7 +192,7 @@ def _fmt(values: list[float], digits: int = 4, scale: float = 1.0, suffix: str =
 
 
 def group_runs(runs: list[dict]) -> dict[str, list[dict]]:
-    from training.crsd import PRESETS
+    from training.config import PRESETS
 
     groups: dict[str, list[dict]] = defaultdict(list)
     for run in runs:

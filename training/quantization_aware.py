@@ -22,7 +22,7 @@ pulled to the same fixed target, so the exported fp32 graph and its INT8 graph a
 measures) and neither drifts far from the model that was validated. The output is a plain HF
 checkpoint; export quantises it as usual.
 
-Fake quantisation (what :func:`export.optimize.quantize_per_tensor` does with frozen scales):
+Fake quantisation (what :func:`export.transforms.quantize_per_tensor` does with frozen scales):
 
 * weight ``W`` (out x in), symmetric int8 per output channel: ``s_o = max_i |W_oi| / 127``,
   ``W~ = s_o * clamp(round(W / s_o), -127, 127)``;
@@ -54,7 +54,7 @@ from torch.nn import functional as F
 from relevance.data import load_pairs
 from relevance.quantization import uint8_scale_zero_point
 from training.batching import sorted_batches
-from training.config import StudentTrainConfig
+from training.config import QuantAwareConfig
 from training.losses.kl import ViewKLLoss
 from training.student import (
     EncodedPairs,
@@ -67,6 +67,7 @@ from training.student import (
     load_student,
     predict_logits,
     start_run,
+    training_record,
 )
 
 # The encoder projections export quantises (the MatMuls with a weight; pooler and head stay fp32).
@@ -214,24 +215,26 @@ class QuantAwareObjective(SupervisedObjective):
         return loss, {k: v.detach() for k, v in parts.items()}
 
 
-def train_quant_aware(cfg: StudentTrainConfig, calibration_pairs: int = 512, label_weight: float = 0.5) -> dict:
+def train_quant_aware(cfg: QuantAwareConfig, command: str | None = None) -> dict:
     """Fine-tune the checkpoint ``cfg.init`` as above; the dev-best (fake-quantised macro-F1) goes to ``<out>/best``."""
     run = start_run(cfg)
     pool = [p for p in load_pairs(cfg.data, cfg.train_split) if p.label is not None]
     rng = random.Random(cfg.seed)
     train_pairs = rng.sample(pool, min(cfg.limit_train or len(pool), len(pool)))
-    calibration = encode_pairs(run.encoder, run.template, rng.sample(pool, min(calibration_pairs, len(pool))))
+    calibration = encode_pairs(run.encoder, run.template, rng.sample(pool, min(cfg.calibration_pairs, len(pool))))
     train = encode_pairs(run.encoder, run.template, train_pairs)
     model = load_student(cfg.init)
     reference = torch.from_numpy(predict_logits(model, run.encoder, train, progress=True))
     ranges = calibrate_input_ranges(model, run.encoder, calibration)
     prepare_fake_quant(model, ranges)
     targets = human_label_targets(cfg, train_pairs)
-    objective = QuantAwareObjective(model, run.encoder, train, reference, targets, label_weight)
+    objective = QuantAwareObjective(model, run.encoder, train, reference, targets, cfg.label_weight)
     return fit(cfg, run, objective, targets.class_ratings,
                extra_meta={"quant_aware": {"from": cfg.init, "calibration_pairs": len(calibration.pairs),
-                                           "label_weight": label_weight, "scheme": "static",
-                                           "input_ranges": {k: list(v) for k, v in ranges.items()}}})
+                                           "label_weight": cfg.label_weight, "scheme": "static",
+                                           "input_ranges": {k: list(v) for k, v in ranges.items()}}},
+               training=training_record(cfg, len(train_pairs), "quantisation-aware fine-tuning (static INT8) on "
+                                        "human labels, anchored to the checkpoint's own outputs", command))
 
 
 def simulated_model(checkpoint: str | Path, meta: dict):
@@ -245,7 +248,7 @@ def onnx_input_ranges(meta: dict) -> dict[str, tuple[float, float]]:
 
     ``torch.onnx`` names a projection ``bert.encoder.layer.0.attention.self.query`` as the node
     ``/bert/encoder/layer.0/attention/self/query/MatMul``; export maps each node to its input tensor,
-    the key :func:`export.optimize.quantize_int8` takes.
+    the key :func:`export.transforms.quantize_int8` takes.
     """
     return {"/" + re.sub(r"\.(?!\d)", "/", name) + "/MatMul": tuple(r)
             for name, r in meta["quant_aware"]["input_ranges"].items()}

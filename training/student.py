@@ -183,7 +183,7 @@ def start_run(cfg: StudentTrainConfig) -> RunContext:
     return RunContext(accelerator, tokenizer, encoder, ServiceTextTemplate(fields=cfg.text_fields))
 
 
-def train_student(cfg: StudentTrainConfig) -> dict:
+def train_student(cfg: StudentTrainConfig, command: str | None = None) -> dict:
     """Train, select the dev-best checkpoint into ``<out>/best`` and report dev/test metrics."""
     run = start_run(cfg)
     train_pairs = [p for p in load_pairs(cfg.data, cfg.train_split) if p.label is not None]
@@ -193,7 +193,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     targets = human_label_targets(cfg, train_pairs)
     objective = SupervisedObjective(load_student(cfg.init), run.encoder, train, targets.labels, targets.ratings,
                                     targets.loss_fn)
-    return fit(cfg, run, objective, targets.class_ratings)
+    return fit(cfg, run, objective, targets.class_ratings,
+               training=training_record(cfg, len(train_pairs), "human labels", command))
 
 
 @dataclass
@@ -227,11 +228,32 @@ def _optimizer(cfg: StudentTrainConfig, module: torch.nn.Module, classifier) -> 
     )
 
 
-def fit(cfg: StudentTrainConfig, run: RunContext, objective: Objective, class_ratings, extra_meta: dict | None = None) -> dict:
+def training_record(cfg: StudentTrainConfig, n_train: int, method: str, command: str | None = None,
+                    **details) -> dict:
+    """How a checkpoint was trained (``student.json``'s ``training``, which export copies into ``bundle.json``).
+
+    ``method`` says what the model learnt from; ``details`` add what is specific to it (teacher,
+    annotations, preset). When the run started from another student checkpoint, that checkpoint's
+    own record is nested under ``from``, so a chain (trained, then distilled or quantisation-aware
+    fine-tuned) stays readable from the last bundle.
+    """
+    record = {"method": method, **details, "data": cfg.data, "train_split": cfg.train_split, "pairs": n_train,
+              "epochs": cfg.epochs, "seed": cfg.seed, "init": cfg.init}
+    parent = read_student_meta(cfg.init).get("training") if cfg.init else None
+    if parent:
+        record["from"] = parent
+    if command:
+        record["command"] = command
+    return record
+
+
+def fit(cfg: StudentTrainConfig, run: RunContext, objective: Objective, class_ratings, extra_meta: dict | None = None,
+        training: dict | None = None) -> dict:
     """The training loop shared by every trainer: batches, steps, dev selection, test report, checkpoint.
 
     The dev-best classifier goes to ``<out>/best`` as a plain HF folder plus ``student.json``
-    (``extra_meta`` is merged into it and into the report), so export treats every trainer's output alike.
+    (``extra_meta`` is merged into it and into the report; ``training`` is its :func:`training_record`),
+    so export treats every trainer's output alike.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -309,6 +331,7 @@ def fit(cfg: StudentTrainConfig, run: RunContext, objective: Objective, class_ra
             "train_seconds": report["train_seconds"],
             "config": cfg.to_json(),
             **(extra_meta or {}),
+            "training": training or training_record(cfg, n_train, "unspecified"),
         }
         (best_dir / STUDENT_META).write_text(json.dumps(meta, indent=2))
         (out / "report.json").write_text(json.dumps(report, indent=2))

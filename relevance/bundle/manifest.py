@@ -104,6 +104,11 @@ class BundleManifest(_Strict):
     parity: dict[str, float | int | bool | str] = Field(default_factory=dict)
     # How the INT8 graph was built (scheme, MatMuls kept block-wise, calibration agreement).
     quantization: dict[str, Any] = Field(default_factory=dict)
+    # How the model was trained, copied from the checkpoint by export: method (human labels, CRSD,
+    # quantisation-aware fine-tuning of another checkpoint, ...), data and split, teacher name and
+    # version where there is one, the command; ``from`` nests the record of the checkpoint it started
+    # from. Empty for bundles exported before it existed.
+    training: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "BundleManifest":

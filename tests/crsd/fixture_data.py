@@ -56,7 +56,7 @@ def write_teacher_metrics(data: Path, path: Path) -> Path:
 
 def main(root: str, *compare_args: str) -> None:
     """Write the fixture files under ``root`` and run ``compare`` on them (extra args are passed on)."""
-    from training.crsd_cli import app
+    from relevance.cli import app
 
     root_path = Path(root)
     data = write_crsd_catalog(root_path / "catalog.jsonl")
@@ -66,9 +66,9 @@ def main(root: str, *compare_args: str) -> None:
     if not init.is_dir():
         make_tiny_bert(init, hidden=64)
     sys.argv = ["python -m tests.crsd.fixture_data", root, *compare_args]  # recorded as the command
-    app()(["compare", "--data", str(data), "--annotations", str(annotations), "--teacher-metrics", str(teacher),
-           "--init", str(init), "--results", str(root_path / "results"), "--set", "max_length=32",
-           "--set", "aug_max_length=48", "--set", "text_fields=title,brand,description", *compare_args])
+    app(["compare", "--data", str(data), "--annotations", str(annotations), "--teacher-metrics", str(teacher),
+           "--init", str(init), "--results", str(root_path / "results"), "--max-length", "32",
+           "--aug-max-length", "48", "--text-fields", "title,brand,description", *compare_args])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import torch
 
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.encoding import PairEncoder
-from training.crsd import PRESETS, CRSDConfig, build_objective, class_mass, class_ratings_for, training_pairs
+from training.config import PRESETS, CRSDConfig
+from training.crsd import build_objective, class_mass, class_ratings_for, training_pairs
 
 
 def _objective(settings, preset="crsd", **overrides):

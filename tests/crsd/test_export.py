@@ -19,9 +19,10 @@ def _signature(bundle, precision="fp32"):
 
 
 def test_exported_crsd_student_has_the_standard_classifiers_inputs_and_outputs(crsd_settings, tmp_path, tiny_bundle):
-    from export.parity import ParityLimits
+    from export.config import ExportConfig
     from export.pipeline import export_bundle
-    from training.crsd import CRSDConfig, train_crsd
+    from training.config import CRSDConfig
+    from training.crsd import train_crsd
 
     cfg = CRSDConfig.from_preset("crsd", **{**crsd_settings, "out": str(tmp_path / "run"), "epochs": 2})
     report = train_crsd(cfg)
@@ -33,8 +34,9 @@ def test_exported_crsd_student_has_the_standard_classifiers_inputs_and_outputs(c
     meta = json.loads((best / "student.json").read_text())
     assert meta["distillation"]["preset"] == "crsd" and meta["config"]["infonce_weight"] > 0
 
-    bundle = export_bundle(best, tmp_path / "bundle", cfg.data, name="tiny-crsd", version="0.0.1-test",
-                           precisions=("fp32",), default_precision="fp32", limits=ParityLimits(**TINY_LIMITS))
+    bundle = export_bundle(ExportConfig(checkpoint=str(best), out=str(tmp_path / "bundle"), data=cfg.data,
+                                        name="tiny-crsd", version="0.0.1-test", precisions=("fp32",),
+                                        default_precision="fp32", **TINY_LIMITS))
     assert _signature(bundle) == _signature(tiny_bundle)
     manifest = load_bundle(bundle).manifest
     assert manifest.max_length == cfg.max_length  # the bundle encodes the standard view only

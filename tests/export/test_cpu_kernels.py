@@ -12,11 +12,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from export.config import OptimizeConfig
 from export.cpu_kernels import ORT_FUSION_OF, rewrite_for_cpu
 from export.mixed_precision import calibration_batches, matmul_input_ranges
-from export.optimize import quantize_int8, weight_matmuls
-from export.parity import ParityError, ParityLimits, batched_vs_alone
-from export.rewrite import optimize_bundle
+from export.optimize import optimize_bundle
+from export.parity import ParityError, batched_vs_alone
+from export.transforms import quantize_int8, weight_matmuls
 from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
@@ -119,7 +120,8 @@ def _fused_source_bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
 
 def test_optimize_writes_a_gated_new_version_of_a_bundle(tiny_bundle, catalog_jsonl, tmp_path):
     src = _fused_source_bundle(tiny_bundle, tmp_path)
-    out = optimize_bundle(src, tmp_path / "new", catalog_jsonl, "9.9.9", test_split=None)
+    out = optimize_bundle(OptimizeConfig(bundle=str(src), out=str(tmp_path / "new"), data=str(catalog_jsonl),
+                                         version="9.9.9", test_split=""))
     new, old = load_bundle(out), load_bundle(src)
     assert new.manifest.version == "9.9.9" and new.manifest.name == old.manifest.name
     assert all(set(g.disabled_optimizers) == set(ORT_FUSION_OF.values()) for g in new.manifest.graphs)
@@ -135,11 +137,12 @@ def test_optimize_writes_a_gated_new_version_of_a_bundle(tiny_bundle, catalog_js
 
 def test_optimize_refuses_a_failed_gate_and_leaves_nothing_behind(tiny_bundle, catalog_jsonl, tmp_path):
     with pytest.raises(ParityError, match="agrees with"):
-        optimize_bundle(tiny_bundle, tmp_path / "new", catalog_jsonl, "9.9.9", test_split=None,
-                        limits=ParityLimits(min_int8_agreement=1.01))
+        optimize_bundle(OptimizeConfig(bundle=str(tiny_bundle), out=str(tmp_path / "new"), data=str(catalog_jsonl),
+                                       version="9.9.9", test_split="", min_agreement=1.01))
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.*"))
     with pytest.raises(ValueError, match="new folder"):
-        optimize_bundle(tiny_bundle, tiny_bundle, catalog_jsonl, "9.9.9")
+        optimize_bundle(OptimizeConfig(bundle=str(tiny_bundle), out=str(tiny_bundle), data=str(catalog_jsonl),
+                                       version="9.9.9"))
 
 
 def test_manifests_written_before_the_field_still_load(tiny_bundle, tmp_path):

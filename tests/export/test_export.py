@@ -9,7 +9,8 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from export.parity import ParityError, ParityLimits
+from export.config import ExportConfig
+from export.parity import ParityError
 from export.pipeline import export_bundle
 from relevance.bundle import load_bundle
 from relevance.cli import app
@@ -27,6 +28,9 @@ def test_bundle_contents_and_manifest(tiny_bundle):
     assert m.parity["fp32_max_abs_logit_diff"] <= 1e-4
     assert {"dev", "test"} <= set(m.evaluation)
     assert m.evaluation["test"]["precision"] == "int8"
+    # the bundle explains how its model was trained (copied from the checkpoint's student.json)
+    assert m.training["method"] == "human labels" and m.training["train_split"] == "train"
+    assert m.training["pairs"] > 0 and m.training["seed"] == 3 and m.training["data"].endswith(".jsonl")
 
 
 def test_graphs_are_fused_and_quantised(tiny_bundle):
@@ -72,7 +76,8 @@ def test_eval_cli_reproduces_bundle_numbers(tiny_bundle, catalog_jsonl, tmp_path
 def test_gate_failure_is_loud_and_leaves_no_bundle(tiny_checkpoint, catalog_jsonl, tmp_path):
     out = tmp_path / "strict"
     with pytest.raises(ParityError, match="fp32 ONNX logits differ"):
-        export_bundle(tiny_checkpoint, out, catalog_jsonl, limits=ParityLimits(max_abs_diff=0.0))
+        export_bundle(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(out), data=str(catalog_jsonl),
+                                   max_abs_diff=0.0))
     assert not out.exists()
     assert not list(tmp_path.glob(".strict.*")), "staging folder must be cleaned up"
 
@@ -87,8 +92,8 @@ def test_export_cli_fails_with_exit_code_on_gate(tiny_checkpoint, catalog_jsonl,
 def test_fp16_graph_for_gpu(tiny_checkpoint, catalog_jsonl, tmp_path):
     from tests.conftest import TINY_LIMITS
 
-    out = export_bundle(tiny_checkpoint, tmp_path / "fp16", catalog_jsonl, precisions=("fp32", "int8", "fp16"),
-                        test_split=None, limits=ParityLimits(**TINY_LIMITS))
+    out = export_bundle(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "fp16"), data=str(catalog_jsonl),
+                                     precisions=("fp32", "int8", "fp16"), test_split="", **TINY_LIMITS))
     bundle = load_bundle(out)
     assert bundle.graph_path("fp16").is_file()
     fp16 = BundleModel.load(bundle, "fp16")
@@ -101,8 +106,8 @@ def test_fp16_graph_for_gpu(tiny_checkpoint, catalog_jsonl, tmp_path):
 def test_ship_int8_only_keeps_parity_record(tiny_checkpoint, catalog_jsonl, tmp_path):
     from tests.conftest import TINY_LIMITS
 
-    out = export_bundle(tiny_checkpoint, tmp_path / "cpu", catalog_jsonl, test_split=None, ship=("int8",),
-                        limits=ParityLimits(**TINY_LIMITS))
+    out = export_bundle(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "cpu"), data=str(catalog_jsonl),
+                                     test_split="", ship=("int8",), **TINY_LIMITS))
     bundle = load_bundle(out)
     assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "model.int8.onnx", "tokenizer.json"]
     assert [g.precision for g in bundle.manifest.graphs] == ["int8"]

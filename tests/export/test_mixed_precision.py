@@ -6,10 +6,10 @@ from collections import Counter
 
 import onnx
 
+from export.config import ExportConfig
 from export.mixed_precision import calibration_batches, plan_mixed, probabilities, total_variation
-from export.optimize import quantize_int8, weight_matmuls
-from export.parity import ParityLimits
 from export.pipeline import export_bundle
+from export.transforms import quantize_int8, weight_matmuls
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.model import BundleModel
@@ -63,9 +63,9 @@ def test_plan_stops_at_the_first_count_that_reaches_the_target(tiny_bundle, cata
 def test_export_with_the_mixed_scheme_records_its_plan(tiny_checkpoint, catalog_jsonl, tmp_path):
     from tests.conftest import TINY_LIMITS
 
-    out = export_bundle(tiny_checkpoint, tmp_path / "mixed", catalog_jsonl, test_split=None,
-                        limits=ParityLimits(**TINY_LIMITS), int8_scheme="mixed", calibration_split="train",
-                        calibration_pairs=64, calibration_max_loss=1.0)
+    out = export_bundle(ExportConfig(checkpoint=str(tiny_checkpoint), out=str(tmp_path / "mixed"),
+                                     data=str(catalog_jsonl), test_split="", **TINY_LIMITS, int8_scheme="mixed",
+                                     calibration_split="train", calibration_pairs=64, calibration_max_loss=1.0))
     m = load_bundle(out).manifest
     assert m.quantization["scheme"] == "mixed" and m.quantization["calibration_pairs"] == 64
     ops = _ops(out / "model.int8.onnx")

@@ -9,9 +9,10 @@ import onnx
 import pytest
 
 from export.activation_ranges import activation_ranges, real_token_values
+from export.config import ParityLimits
 from export.mixed_precision import calibration_batches, matmul_input_ranges
-from export.optimize import quantize_int8, quantize_per_tensor, weight_matmuls
-from export.parity import ParityError, ParityLimits, batched_vs_alone, check
+from export.parity import ParityError, batched_vs_alone, check
+from export.transforms import quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
@@ -82,7 +83,7 @@ def test_gate_refuses_a_graph_whose_scores_depend_on_the_batch():
 
 
 def test_fused_integer_matmuls_score_like_the_unfused_chain(calibration, tmp_path):
-    from export.optimize import freeze_activation_scales
+    from export.transforms import freeze_activation_scales
 
     model, batches, _ = calibration
     fp32 = model.bundle.graph_path("fp32")

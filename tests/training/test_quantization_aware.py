@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from export.parity import ParityLimits
+from export.config import ExportConfig
 from export.pipeline import export_bundle
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from tests.conftest import TINY_LIMITS
-from training.config import StudentTrainConfig
+from training.config import QuantAwareConfig, StudentTrainConfig
 from training.quantization_aware import (
     FAKE_QUANT,
     FakeQuantLinear,
@@ -81,17 +81,20 @@ def test_switching_quantisation_off_gives_the_plain_model(tiny_checkpoint, catal
 
 
 def test_short_run_exports_as_the_static_int8_graph(tiny_checkpoint, catalog_jsonl, tmp_path):
-    cfg = StudentTrainConfig(data=str(catalog_jsonl), out=str(tmp_path / "qat"), init=str(tiny_checkpoint),
-                             train_split="train", max_length=32, text_fields=("title", "brand", "description"),
-                             batch_size=16, epochs=1, lr=1e-4, head_lr=1e-4, limit_train=96, evals_per_epoch=1,
-                             threads=1)
-    report = train_quant_aware(cfg, calibration_pairs=64)
+    cfg = QuantAwareConfig(data=str(catalog_jsonl), out=str(tmp_path / "qat"), init=str(tiny_checkpoint),
+                           train_split="train", max_length=32, text_fields=("title", "brand", "description"),
+                           batch_size=16, epochs=1, lr=1e-4, head_lr=1e-4, limit_train=96, evals_per_epoch=1,
+                           threads=1, calibration_pairs=64)
+    report = train_quant_aware(cfg)
     assert {"kl_int8", "kl_fp32", "label"} <= set(report["history"][-1])
     meta = json.loads((tmp_path / "qat" / "best" / "student.json").read_text())
     assert meta["quant_aware"]["from"] == str(tiny_checkpoint)
-    out = export_bundle(tmp_path / "qat" / "best", tmp_path / "bundle", catalog_jsonl, test_split=None,
-                        limits=ParityLimits(**TINY_LIMITS), int8_scheme="static", calibration_split="train",
-                        calibration_pairs=64)
+    # the record names the method and nests how the starting checkpoint was trained
+    assert meta["training"]["method"].startswith("quantisation-aware") and meta["training"]["init"] == str(tiny_checkpoint)
+    assert meta["training"]["from"]["method"] == "human labels"
+    out = export_bundle(ExportConfig(checkpoint=str(tmp_path / "qat" / "best"), out=str(tmp_path / "bundle"),
+                                     data=str(catalog_jsonl), test_split="", **TINY_LIMITS, int8_scheme="static",
+                                     calibration_split="train", calibration_pairs=64))
     m = load_bundle(out).manifest
     assert m.quantization == {"scheme": "static", "activation_scales": "static",
                               "activation_ranges_from": "quant-aware checkpoint"}
@@ -107,7 +110,7 @@ def test_simulation_matches_the_exported_static_graph(tiny_bundle, tiny_checkpoi
     import onnx
 
     from export.mixed_precision import calibration_batches, matmul_input_ranges
-    from export.optimize import quantize_int8, weight_matmuls
+    from export.transforms import quantize_int8, weight_matmuls
     from relevance.backends import OnnxBackend
     from relevance.model import BundleModel
 

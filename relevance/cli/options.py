@@ -1,0 +1,161 @@
+"""Command-line options generated from config dataclasses (the way TRL's ``TrlParser`` reads them).
+
+Every field of a config becomes ``--field-name``, typed from its annotation, with the field's
+``metadata["help"]`` as help text and its default shown. Options default to *unset*: only what the
+user gives is passed on, so a config's own defaults (or a preset's, for ``relevance distill``) stay
+the single source of truth, and adding a field to a config adds the option everywhere it is used.
+
+Tuple fields (``text_fields``) are written comma-separated; booleans as ``--flag/--no-flag``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import shlex
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Optional
+
+import typer
+
+SCALARS = (str, int, float, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extra:
+    """A command option (or argument) that is not a config field, e.g. ``--preset`` or ``--seeds``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    argument: bool = False
+
+
+def _base_type(annotation) -> type:
+    """``str | None`` -> ``str``; ``tuple[str, ...]`` -> ``tuple`` (given comma-separated)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(args[0])
+    if origin in (tuple, list):
+        return tuple
+    if annotation in SCALARS:
+        return annotation
+    raise TypeError(f"no command-line form for a field of type {annotation!r}")
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def config_fields(config: type, exclude: Iterable[str] = ()) -> list[tuple[dataclasses.Field, type]]:
+    """The config's fields a command exposes, each with its command-line base type."""
+    hints = typing.get_type_hints(config)
+    skip = set(exclude)
+    return [(f, _base_type(hints[f.name])) for f in dataclasses.fields(config) if f.init and f.name not in skip]
+
+
+def _option(name: str, kind: type, help_text: str, argument: bool = False):
+    flag = "--" + name.replace("_", "-")
+    if argument:
+        return typer.Argument(help=help_text, show_default=False)
+    if kind is bool:
+        return typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=help_text, show_default=False)
+    return typer.Option(flag, help=help_text, show_default=False)
+
+
+def config_command(
+    config: type,
+    run: Callable[[dict[str, Any], dict[str, Any]], None],
+    *,
+    exclude: Iterable[str] = (),
+    extras: Iterable[Extra] = (),
+    defaults: Mapping[str, Any] | None = None,
+    doc: str | None = None,
+    context: bool = False,
+) -> Callable[..., None]:
+    """A typer command for ``config``: ``run(given, extras)`` gets the config fields the user set
+    (typed, tuples split) and the values of the ``extras`` (with ``context``, also ``extras["ctx"]``,
+    the click context, for :func:`command_line`).
+
+    ``defaults`` overrides the default *shown* for a field where the command passes its own (e.g.
+    ``relevance quant-aware`` fine-tunes at ``lr`` 1e-5); the command must apply it itself.
+    """
+    defaults = dict(defaults or {})
+    parameters, annotations = [], {}
+    kinds: dict[str, type] = {}
+    if context:
+        parameters.append(inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context))
+        annotations["ctx"] = typer.Context
+    for extra in extras:
+        help_text = extra.help
+        if extra.default not in (dataclasses.MISSING, None, "", False) and "(default" not in help_text:
+            help_text += f" (default: {_shown(extra.default)})"
+        annotation = Annotated[extra.type, _option(extra.name, extra.type, help_text, extra.argument)]
+        default = inspect.Parameter.empty if extra.default is dataclasses.MISSING else extra.default
+        parameters.append(inspect.Parameter(extra.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                            default=default))
+        annotations[extra.name] = annotation
+    for f, kind in config_fields(config, exclude):
+        shown = defaults.get(f.name, _field_default(f))
+        help_text = f.metadata.get("help", "")
+        # (square brackets would be read as rich markup and vanish from --help)
+        if shown is not dataclasses.MISSING and shown not in ("", None, ()) and "(default" not in help_text:
+            help_text += f" (default: {_shown(shown)})"
+        cli_type = str if kind is tuple else kind
+        annotation = Annotated[Optional[cli_type], _option(f.name, kind, help_text)]
+        parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                            default=None))
+        annotations[f.name] = annotation
+        kinds[f.name] = kind
+    extra_names = {e.name for e in extras} | ({"ctx"} if context else set())
+
+    def command(**values: Any) -> None:
+        given = {}
+        for name, value in values.items():
+            if name in extra_names or value is None:
+                continue
+            given[name] = tuple(v.strip() for v in value.split(",") if v.strip()) if kinds[name] is tuple else value
+        run(given, {k: v for k, v in values.items() if k in extra_names})
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = annotations
+    command.__doc__ = doc if doc is not None else run.__doc__
+    command.__name__ = getattr(run, "__name__", "command")
+    return command
+
+
+def command_line(ctx: typer.Context, program: str = "relevance") -> str:
+    """The command that reproduces this run, rebuilt from the parsed options (not from sys.argv,
+    which under a test runner or ``python -m`` names the runner, not this command)."""
+    parts = [program, ctx.info_name or ""]
+    params = {p.name: p for p in ctx.command.params}
+    for name, value in ctx.params.items():
+        param = params[name]
+        if value is False and param.default is None and getattr(param, "secondary_opts", None):
+            parts.append(param.secondary_opts[0])  # an explicit --no-flag of a generated option
+            continue
+        if value is None or value is False or value == () or value == "":
+            continue
+        if getattr(param, "param_type_name", "") == "argument":
+            parts.append(shlex.quote(str(value)))
+        elif value is True:
+            parts.append(param.opts[0])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                parts += [param.opts[0], shlex.quote(str(item))]
+        else:
+            parts += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts)
