@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -255,3 +256,41 @@ def test_image_entrypoint_and_healthcheck_run_outside_docker(dockerfile, final, 
     check = subprocess.run(health, env=env, capture_output=True, text=True, timeout=10)
     assert check.returncode != 0
     assert os.path.islink(workdir / "models" / "default")
+
+
+def test_serving_file_set_installs_into_a_fresh_venv_and_evaluates(dockerfile, request, catalog_jsonl, tmp_path):
+    """The image's file set (the builder stage's COPY sources) installed by pip into a new virtual
+    environment without torch: `relevance --help` lists the serving commands and `relevance eval`
+    scores a bundle, with no other project package in reach (the working directory is elsewhere)."""
+    bundle = tiny_bundle_or_skip(request)
+    builder = next(s for s in dockerfile[1] if s.name == "builder")
+    source = tmp_path / "src"
+    source.mkdir()
+    for args in builder.all("COPY"):
+        parts = shlex.split(args)
+        for name in parts[:-1]:
+            if name.startswith("--"):
+                continue
+            path = ROOT / name
+            target = source / path.name
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(path, target)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python, env = venv / "bin" / "python", {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+                             capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert probe.returncode != 0, "the serving install must not bring torch"
+    relevance = str(venv / "bin" / "relevance")
+    listed = subprocess.run([relevance, "--help"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    commands = set(re.findall(r"^│ ([a-z][a-z-]*)\s", listed.stdout, flags=re.MULTILINE))
+    assert {"serve", "eval"} <= commands and not commands & {"train", "export", "distill", "teacher"}, commands
+    scored = subprocess.run([relevance, "eval", str(bundle), "--data", str(catalog_jsonl), "--split", "test"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-3000:]
+    assert "macro-F1" in scored.stdout
