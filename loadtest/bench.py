@@ -14,30 +14,34 @@ generator's own CPU is measured and reported).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtest.openloop import Pool, RateResult, http_request, run_rate
+from loadtest.engine import RateResult, http_request, run_rate, with_pool
+from loadtest.queueing import max_utilisation
 from loadtest.raw import RawResult, raw_compute_rate
-from loadtest.report import Sweep, markdown, rate_line, summary_lines
+from loadtest.report import (
+    INFINITY_EMB_PAIRS_S,
+    bench_markdown,
+    command_line,
+    rate_line,
+    raw_line,
+    summary_lines,
+)
+from loadtest.search import Sweep, sweep
 from loadtest.servers import (
-    HOST,
     add_set_option,
-    free_port,
+    max_run_pairs,
     naive_command,
     parse_settings,
-    process_cpu_seconds,
-    running_server,
     service_command,
     settings_env,
+    started_server,
 )
-from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
-from service.settings import Settings
+from loadtest.traffic import DataMissing, add_data_option, build_bodies, load_test_split, pairs_of
 
 DEFAULT_FRACTIONS = "0.25,0.5,0.7,0.85,1.0,1.15,1.3,1.5,1.75"
 
@@ -49,12 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle to serve and measure")
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path("../shared/data/homedepot"),
-        help="Home Depot folder (pairs.csv + splits.csv); the test split's queries are used",
-    )
+    add_data_option(p, "Home Depot folder (pairs.csv + splits.csv); the test split's queries are used")
     p.add_argument("--services", type=int, default=32, help="services per request")
     p.add_argument(
         "--rates",
@@ -127,37 +126,42 @@ def offered_rates(args: argparse.Namespace, raw: RawResult | None) -> list[float
     return [round(float(f) * raw.pairs_per_s) for f in args.fractions.split(",") if f.strip()]
 
 
-def sweep(
-    name: str, measure: Callable[[float], RateResult], rates: list[float], target_ms: float, refine: int
-) -> Sweep:
-    """Measure rising rates until one misses the target badly, then bisect towards the knee ``refine``
-    times; when even the first rate misses, the bisection starts from zero, so a service that meets
-    the target only at light load still gets its highest passing rate rather than none."""
-    result = Sweep(name)
-    for rate in rates:
-        res = measure(rate)
-        result.results.append(res)
-        print(rate_line(name, res, target_ms), flush=True)
-        if res.percentile_ms(99, True) > 3 * target_ms or res.failure_rate > 0.2:
-            break
-    for _ in range(refine):
-        passing = [r.offered_pairs_s for r in result.results if r.meets(target_ms)]
-        failing = [r.offered_pairs_s for r in result.results if not r.meets(target_ms)]
-        low = max(passing, default=0.0)
-        high = min((f for f in failing if f > low), default=None)
-        if high is None or high - low < 0.03 * high:
-            break
-        res = measure((low + high) / 2)
-        result.results.append(res)
-        print(rate_line(name, res, target_ms), flush=True)
-    result.results.sort(key=lambda r: r.offered_pairs_s)
-    return result
+def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
+    """The benchmark's comparisons: the best rates within the target against each other, raw compute and
+    its queueing ceiling."""
+    out: dict[str, float] = {}
+    # the bench plans with the service's max_run_pairs only
+    planned = next(iter(raw.planned.values()))[0] if raw is not None and raw.planned else None
+    if planned:
+        out["queueing_ceiling_pairs_s"] = queueing_ceiling(planned, raw.batch_pairs, target_ms)
+    best = service.best(target_ms)
+    if best is not None:
+        out["service_pairs_s"] = best.achieved_pairs_s
+        out["service_vs_infinity_emb"] = best.achieved_pairs_s / INFINITY_EMB_PAIRS_S
+        if raw is not None:
+            out["service_vs_raw"] = best.achieved_pairs_s / raw.pairs_per_s
+            if planned:
+                out["service_vs_planned"] = best.achieved_pairs_s / planned
+                if ceiling := out["queueing_ceiling_pairs_s"]:
+                    out["service_vs_ceiling"] = best.achieved_pairs_s / ceiling
+    if naive is not None and (naive_best := naive.best(target_ms)) is not None:
+        out["naive_pairs_s"] = naive_best.achieved_pairs_s
+        if raw is not None:
+            out["naive_vs_raw"] = naive_best.achieved_pairs_s / raw.pairs_per_s
+        if best is not None:
+            out["service_vs_naive"] = best.achieved_pairs_s / naive_best.achieved_pairs_s
+    return out
+
+
+def queueing_ceiling(pairs_s: float, pairs_per_request: int, target_ms: float) -> float:
+    """The most pairs/s any single server computing at ``pairs_s`` can carry within the p99 target
+    (M/D/1 with Poisson arrivals, :mod:`loadtest.queueing`)."""
+    return pairs_s * max_utilisation(pairs_per_request / pairs_s, target_ms / 1000)
 
 
 def measure_server(
     name: str,
-    command: list[str],
-    port: int,
+    command: Callable[[int], list[str]],
     env: dict[str, str],
     args: argparse.Namespace,
     bodies: list[bytes],
@@ -165,39 +169,39 @@ def measure_server(
     log_dir: Path,
 ) -> Sweep:
     headers = {"X-Deadline-Ms": f"{args.deadline_ms:g}"} if args.deadline_ms > 0 else None
-    requests = [http_request(HOST, port, "/relevance", b, headers) for b in bodies]
-    with running_server(command, port, env, log_dir / f"{name}.log") as proc:
+    with started_server(command, env, log_dir / f"{name}.log") as target:
+        requests = [http_request(target.host, target.port, "/relevance", b, headers) for b in bodies]
 
         def measure(pairs_s: float) -> RateResult:
-            async def go() -> RateResult:
-                pool = Pool(HOST, port)
-                try:
-                    return await run_rate(
-                        pool,
-                        requests,
-                        pairs_s / args.services,
-                        args.duration,
-                        args.max_requests,
-                        args.services,
-                        args.arrivals,
-                        args.warmup,
-                        args.timeout,
-                        args.seed,
-                        lambda: process_cpu_seconds(proc.pid),
-                    )
-                finally:
-                    await pool.close()
-
-            res = asyncio.run(go())
+            res = with_pool(
+                target.host,
+                target.port,
+                lambda pool: run_rate(
+                    pool,
+                    requests,
+                    pairs_s / args.services,
+                    args.duration,
+                    args.max_requests,
+                    args.services,
+                    args.arrivals,
+                    args.warmup,
+                    args.timeout,
+                    args.seed,
+                    target.server_cpu,
+                ),
+            )
             time.sleep(args.pause)
             return res
 
-        return sweep(name, measure, rates, args.p99_target_ms, args.refine)
+        def show(res: RateResult) -> None:
+            print(rate_line(name, res, args.p99_target_ms), flush=True)
+
+        return sweep(name, measure, rates, args.p99_target_ms, args.refine, show)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join(["python", "-m", "loadtest.bench", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("loadtest.bench", argv)
     if not (args.bundle / "bundle.json").is_file():
         print(
             f"no bundle at {args.bundle} (expected {args.bundle / 'bundle.json'}); pass --bundle",
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(by_query)} test queries -> {len(bodies)} request bodies of {args.services} services",
         flush=True,
     )
+    settings = service_settings(args)
 
     raw = None
     if not args.skip_raw:
@@ -223,26 +228,27 @@ def main(argv: list[str] | None = None) -> int:
             args.precision or None,
             args.intra_op_threads,
             args.raw_seconds,
-            run_pairs=(int(service_settings(args).get("max_run_pairs", Settings.model_fields["max_run_pairs"].default)),),
+            run_pairs=(max_run_pairs(settings),),
         )
-        print(summary_lines(raw, Sweep("service"), None, args.p99_target_ms)[0], flush=True)
+        print(raw_line(raw), flush=True)
     rates = offered_rates(args, raw)
-    settings = service_settings(args)
-    env = settings_env(settings)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         logs = Path(tmp)
-        port = free_port()
         service = measure_server(
-            "service", service_command(args.bundle, port), port, env, args, bodies, rates, logs
+            "service",
+            lambda port: service_command(args.bundle, port),
+            settings_env(settings),
+            args,
+            bodies,
+            rates,
+            logs,
         )
         naive = None
         if not args.skip_naive:
-            port = free_port()
             naive = measure_server(
                 "naive",
-                naive_command(args.bundle, port, args.intra_op_threads),
-                port,
+                lambda port: naive_command(args.bundle, port, args.intra_op_threads),
                 {},
                 args,
                 bodies,
@@ -250,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                 logs,
             )
 
-    print("\n".join(summary_lines(raw, service, naive, args.p99_target_ms)))
+    summary = summary_lines(
+        raw, ratios(raw, service, naive, args.p99_target_ms), naive is not None, args.p99_target_ms
+    )
+    print("\n".join(summary))
     if args.out:
         from relevance.bundle import load_bundle
 
@@ -258,11 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         desc = f"`{m.name}` {m.version} ({args.precision or m.default_precision})"
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            markdown(
-                command, settings, desc, raw, service, naive, args.p99_target_ms, args.services, args.arrivals
-            )
-        )
+        sweeps = [service, *([naive] if naive else [])]
+        out.write_text(bench_markdown(command, settings, desc, summary, sweeps, args.services, args.arrivals))
         print(f"wrote {out}")
     return 0
 

@@ -4,8 +4,8 @@
         locust -f loadtest/locustfile.py --headless -u 16 -r 4 -t 2m --host http://127.0.0.1:8000
 
 Environment: ``LOADTEST_SCENARIO`` (required) the scenario file; ``LOADTEST_DATA`` the Home Depot
-folder or a .jsonl file (default ``../shared/data/homedepot``); ``LOADTEST_USER_RPS`` requests per
-second each user aims at (default 1). Each request draws a Zipf-popular query, a services count and an
+folder or a .jsonl file (default: ``$RELEVANCE_DATA``, else ``../shared/data/homedepot``);
+``LOADTEST_USER_RPS`` requests per second each user aims at (default 1). Each request draws a Zipf-popular query, a services count and an
 A/B bucket exactly as ``python -m loadtest.run`` does (``loadtest.traffic``); the scenario's share is
 mirrored to ``/relevance/shadow`` at the same moment, and its deadline header is sent. Locust's
 statistics are split by bucket (``/relevance [bucket=a]``); a 503 is a failure named "shed"; the cache
@@ -33,9 +33,10 @@ from locust import FastHttpUser, constant_throughput, events, task
 
 if importlib.util.find_spec("loadtest") is None:  # a checkout without the project installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from loadtest.openloop import Reply
+from loadtest.engine import Reply
 from loadtest.scenario import load_scenario
 from loadtest.traffic import PRIMARY_PATH, SHADOW_PATH, Draw, Traffic, read_reply
+from relevance.data import default_data
 
 SCENARIO_ENV, DATA_ENV, USER_RPS_ENV = "LOADTEST_SCENARIO", "LOADTEST_DATA", "LOADTEST_USER_RPS"
 
@@ -44,7 +45,7 @@ if SCENARIO_ENV not in os.environ:
         f"set {SCENARIO_ENV} to a scenario file, e.g. {SCENARIO_ENV}=loadtest/scenarios/ads-32.yaml"
     )
 scenario = load_scenario(os.environ[SCENARIO_ENV])
-traffic = Traffic.from_data(scenario, Path(os.environ.get(DATA_ENV, "../shared/data/homedepot")))
+traffic = Traffic.from_data(scenario, Path(os.environ.get(DATA_ENV) or default_data()))
 _user_ids = itertools.count()
 _pairs = Counter()  # "answered" and "cached" pairs of primary requests
 _variants = Counter()  # X-AB-Variant of answered requests, shadow included

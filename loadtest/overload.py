@@ -23,45 +23,50 @@ import argparse
 import asyncio
 import itertools
 import json
-import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
-from loadtest.openloop import (
+from loadtest.engine import (
     Outcome,
     Pool,
     Reply,
-    arrival_offsets,
+    endpoint_stats,
+    http_get,
     measured_window,
     percentile_ms,
+    run_closed_loop,
     run_schedule,
+    with_pool,
 )
-from loadtest.plot import PlotUnavailable, pyplot
+from loadtest.plot import PlotUnavailable, overload_plot
 from loadtest.raw import raw_compute_rate
-from loadtest.report import cpu_description
+from loadtest.report import (
+    command_line,
+    cpu_description,
+    or_na,
+    overload_markdown,
+    overload_step_line,
+    utc_now,
+    write_json,
+)
 from loadtest.scenario import ScenarioError, load_scenario
 from loadtest.servers import (
-    HOST,
+    RssSampler,
+    Target,
     add_set_option,
-    free_port,
+    max_run_pairs,
     parse_settings,
-    process_cpu_seconds,
-    running_server,
     service_command,
     settings_env,
+    started_server,
 )
-from loadtest.step import Sent, endpoint_stats
-from loadtest.traffic import PRIMARY_PATH, Draw, Traffic, read_reply
-from loadtest.workload import DataMissing
-from service.settings import Settings
+from loadtest.traffic import PRIMARY_PATH, DataMissing, Draw, Traffic, add_data_option, read_reply
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "overload.json"
 HEALTHZ, METRICS = "/healthz", "/metrics"
@@ -113,7 +118,7 @@ def step_metrics(
     when it arrived within ``deadline_s`` of its scheduled send; ``outcome.info`` is ``read_reply``'s
     ``(variant, cached)`` for a 200 and the body's ``error`` code for a 503."""
     traffic = [o for o in outcomes if paths[o.index] == PRIMARY_PATH]
-    stats = endpoint_stats(traffic, [Sent(False, n, "") for n in pairs], window_s)
+    stats = endpoint_stats(traffic, pairs, window_s)
     ok = [o for o in traffic if o.status == 200]
     shed = [o for o in traffic if o.status == 503]
     on_time = [o for o in ok if o.latency_s <= deadline_s]
@@ -167,37 +172,6 @@ def promise_checks(steps: Sequence[LoadStep], lone: Sequence[dict]) -> list[tupl
     return out
 
 
-class RssSampler:
-    """Peak resident memory of a process, sampled from /proc every ``interval_s`` in a thread."""
-
-    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
-        self.pid, self.interval_s = pid, interval_s
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _read_kb(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/status") as fh:
-                return next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-        except OSError:
-            return 0
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.peak_kb = max(self.peak_kb, self._read_kb())
-
-    def __enter__(self) -> Self:
-        self.peak_kb = self._read_kb()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_kb = max(self.peak_kb, self._read_kb())
-
-
 def observe(reply: Reply) -> Any:
     """What a step keeps of a reply: ``read_reply``'s (variant, cached) of a 200; a 503's ``error`` code,
     which tells refusals at admission from drops in the queue."""
@@ -207,10 +181,6 @@ def observe(reply: Reply) -> Any:
         return json.loads(reply.body).get("error")
     except (ValueError, AttributeError):
         return "unreadable"
-
-
-def _get(path: str, port: int) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
 
 
 async def recovery_time(
@@ -226,23 +196,20 @@ async def recovery_time(
     first of ``streak`` consecutive probes answered 200 within ``deadline_s`` of their send; one probe
     (``probe()``, a fresh request each time) every ``period_s``, one at a time. None: not within
     ``limit_s``."""
-    await asyncio.sleep(max(0.0, load_end - time.monotonic()))
-    first_good, good_in_row = 0.0, 0
-    while (sent := time.monotonic()) - load_end < limit_s:
-        try:
-            reply = await pool.request(probe(), timeout=limit_s)
-            good = reply.status == 200 and time.monotonic() - sent <= deadline_s
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            good = False
-        if not good:
-            good_in_row = 0
-        else:
-            first_good = first_good if good_in_row else sent
-            good_in_row += 1
-            if good_in_row == streak:
-                return round(max(0.0, first_good - load_end), 3)
-        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - sent)))
-    return None
+
+    def good(o: Outcome) -> bool:
+        return o.status == 200 and o.latency_s <= deadline_s
+
+    def recovered(outcomes: list[Outcome]) -> bool:
+        return len(outcomes) >= streak and all(good(o) for o in outcomes[-streak:])
+
+    probes = (probe() for _ in itertools.count())
+    outcomes = await run_closed_loop(
+        pool, probes, limit_s, period_s=period_s, until=recovered, start=load_end, limit_s=limit_s
+    )
+    if not recovered(outcomes):
+        return None
+    return round(max(0.0, outcomes[-streak].scheduled - load_end), 3)
 
 
 def fresh_ranks(pool_size: int) -> Iterator[int]:
@@ -257,8 +224,7 @@ class Bench:
 
     pool: Pool
     traffic: Traffic  # the load
-    port: int
-    pid: int
+    target: Target  # the service, started here
     args: argparse.Namespace
 
     def __post_init__(self) -> None:
@@ -270,41 +236,40 @@ class Bench:
     def fresh_request(self, services: int, deadline: bool = True) -> bytes:
         """A request for ``services`` services of a query not asked for yet, with the deadline header or none."""
         draw = Draw(next(self._fresh), services, "", False)
-        return self._wide[deadline].request(draw, PRIMARY_PATH, HOST, self.port)
+        return self._wide[deadline].request(draw, PRIMARY_PATH, self.target.host, self.target.port)
 
 
 async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int) -> LoadStep:
     """One offered load: ``multiple`` x R for ``--duration`` s (at most ``--max-requests``), probes of
     /healthz and /metrics spread over it, and the recovery probes from its last send."""
-    args, traffic = bench.args, bench.traffic
+    args, traffic, target = bench.args, bench.traffic, bench.target
     scenario = traffic.scenario
     rate_rps = multiple * raw_pairs_s / scenario.mean_services
     count = min(args.max_requests, max(1, int(rate_rps * args.duration)))
-    draws = traffic.draw(np.random.default_rng(seed), count)
-    offsets = arrival_offsets(rate_rps, count, scenario.arrivals, seed)
+    timed = traffic.timed_draws(rate_rps, count, seed)
     span = count / rate_rps
     n_probes = max(2, int(span * args.probes_per_s))
     probe_paths = [HEALTHZ if i % 2 == 0 else METRICS for i in range(n_probes)]
     schedule = sorted(
         [
-            (t, traffic.request(d, PRIMARY_PATH, HOST, bench.port), PRIMARY_PATH, d.services)
-            for t, d in zip(offsets, draws, strict=True)
+            (t, traffic.request(d, PRIMARY_PATH, target.host, target.port), PRIMARY_PATH, d.services)
+            for t, d in timed
         ]
         + [
-            ((i + 0.5) * span / n_probes, _get(path, bench.port), path, 0)
+            ((i + 0.5) * span / n_probes, http_get(target.host, target.port, path), path, 0)
             for i, path in enumerate(probe_paths)
         ],
         key=lambda item: item[0],
     )
     deadline_s = scenario.deadline_ms / 1000
     start = time.monotonic() + 0.05
-    with RssSampler(bench.pid) as rss:
+    with RssSampler(target.pid) as rss:
         recovery = asyncio.create_task(
             recovery_time(
                 bench.pool,
                 lambda: bench.fresh_request(RECOVERY_SERVICES),
                 deadline_s,
-                start + offsets[-1],
+                start + timed[-1][0],
             )
         )
         run = await run_schedule(
@@ -313,7 +278,7 @@ async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int
             [s[1] for s in schedule],
             0,
             args.timeout,
-            server_cpu=lambda: process_cpu_seconds(bench.pid),
+            server_cpu=target.server_cpu,
             observe=observe,
             start=start,
         )
@@ -334,25 +299,22 @@ async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int
     )
 
 
+def _estimate(reply: Reply) -> float | None:
+    return float(reply.headers["x-estimated-ms"]) if "x-estimated-ms" in reply.headers else None
+
+
 async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[str, Any]]:
     """Lone requests on the idle server, no deadline header, one at a time ``gap_s`` apart, each a fresh
     query (no cache hits): client latency against the server's ``X-Estimated-Ms``."""
     rows = []
     for n in LONE_SIZES:
-        latencies, estimates, statuses = [], [], []
-        for _ in range(repeats):
-            raw = bench.fresh_request(n, deadline=False)
-            started = time.monotonic()
-            try:
-                reply = await bench.pool.request(raw, timeout=bench.args.timeout)
-                status = reply.status
-                if "x-estimated-ms" in reply.headers:
-                    estimates.append(float(reply.headers["x-estimated-ms"]))
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-                status = 0
-            latencies.append(time.monotonic() - started)
-            statuses.append(status)
-            await asyncio.sleep(gap_s)
+        requests = [bench.fresh_request(n, deadline=False) for _ in range(repeats)]
+        outcomes = await run_closed_loop(
+            bench.pool, requests, bench.args.timeout, gap_s=gap_s, observe=_estimate
+        )
+        latencies = [o.latency_s for o in outcomes]
+        estimates = [o.info for o in outcomes if o.info is not None]
+        statuses = sorted({o.status for o in outcomes})
         p50 = float(np.median(latencies)) * 1000
         estimate = float(np.median(estimates)) if estimates else None
         rows.append(
@@ -363,129 +325,16 @@ async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[s
                 "p90_ms": round(float(np.percentile(latencies, 90)) * 1000, 1),
                 "estimate_ms": round(estimate, 1) if estimate is not None else None,
                 "measured_over_estimate": round(p50 / estimate, 2) if estimate else None,
-                "statuses": sorted(set(statuses)),
-                "all_200": all(s == 200 for s in statuses),
+                "statuses": statuses,
+                "all_200": all(o.status == 200 for o in outcomes),
             }
         )
         print(
-            f"lone {n:4d} services: p50 {p50:6.1f} ms, estimate {_or_na(rows[-1]['estimate_ms'])} ms, "
-            f"statuses {sorted(set(statuses))}",
+            f"lone {n:4d} services: p50 {p50:6.1f} ms, estimate {or_na(rows[-1]['estimate_ms'])} ms, "
+            f"statuses {statuses}",
             flush=True,
         )
     return rows
-
-
-def _or_na(value: object, fmt: str = "{}") -> str:
-    return "n/a" if value is None else fmt.format(value)
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def step_line(s: LoadStep) -> str:
-    return (
-        f"{s.multiple:g}x R ({s.offered_pairs_s:.0f} pairs/s, {s.requests} requests): goodput "
-        f"{s.goodput_pairs_s:.0f} pairs/s, shed {_pct(s.shed_share)}, late {_pct(s.late_share, 2)}, errors "
-        f"{_pct(s.error_share)}, p99 answered {_or_na(s.answered_p99_ms)} ms, refusal "
-        f"{_or_na(s.refusal_p99_ms)} ms, /healthz {_or_na(s.healthz_p99_ms)} ms, /metrics "
-        f"{_or_na(s.metrics_p99_ms)} ms, RSS {s.peak_rss_mb:.0f} MB, recovery {_or_na(s.recovery_s)} s"
-    )
-
-
-def markdown(report: dict[str, Any]) -> str:
-    t = report["traffic"]
-    lines = [
-        f"Command: `{report['command']}`  ",
-        f"Measured {report['date']} on {report['machine']}; service settings: "
-        + (", ".join(f"`{k}={v}`" for k, v in sorted(report["settings"].items())) or "defaults")
-        + ".",
-        "",
-        (
-            f"R = {report['raw_pairs_s']:.0f} pairs/s: raw ORT compute of this traffic's pairs in the service's "
-            f"sorted runs of {report['max_run_pairs']}, measured before the server started. Traffic: open-loop "
-            f"{report['arrivals']}, {t['mean_services_per_request']:g} services per request on average "
-            f"({', '.join(f'{k}: {w:g}' for k, w in t['services_distribution'].items())}), Zipf "
-            f"{t['zipf_exponent']:g} over {t['queries_in_pool']} queries, `X-Deadline-Ms: {t['deadline_ms']:g}` "
-            f"on every request, {report['duration_s']:g} s per load (at most {report['max_requests']} requests)."
-        ),
-        "",
-        (
-            "| offered | pairs/s | requests | goodput pairs/s | answered | shed | admitted late | errors "
-            "| cache hits | p99 answered ms | p99 refusal ms | p99 /healthz ms | p99 /metrics ms | peak RSS MB "
-            "| generator CPU | server CPU | recovery s |"
-        ),
-        "| --- |" + " ---: |" * 16,
-    ]
-    for s in report["steps"]:
-        recovery = f">{RECOVERY_LIMIT_S:g}" if s["recovery_s"] is None else f"{s['recovery_s']:.2f}"
-        lines.append(
-            f"| {s['multiple']:g}x R | {s['offered_pairs_s']:.0f} | {s['requests']} | {s['goodput_pairs_s']:.0f} "
-            f"| {_pct(s['answered_share'])} | {_pct(s['shed_share'])} | {_pct(s['late_share'], 2)} "
-            f"| {_pct(s['error_share'])} | {_pct(s['cache_hit_share'], 0)} | {_or_na(s['answered_p99_ms'], '{:.0f}')} "
-            f"| {_or_na(s['refusal_p99_ms'], '{:.1f}')} | {_or_na(s['healthz_p99_ms'], '{:.1f}')} "
-            f"| {_or_na(s['metrics_p99_ms'], '{:.1f}')} | {s['peak_rss_mb']:.0f} | {_pct(s['generator_cpu_share'], 0)} "
-            f"| {_pct(s['server_cpu_share'], 0)} | {recovery} |"
-        )
-    refusals = [
-        f"{s['multiple']:g}x R: "
-        + ", ".join(f"`{code}` {r['count']} (p99 {r['p99_ms']} ms)" for code, r in s["refusals"].items())
-        for s in report["steps"]
-        if s["refusals"]
-    ]
-    if refusals:
-        lines += ["", "Refusals (503) by error code: " + "; ".join(refusals) + "."]
-    lines += [
-        "",
-        (
-            "Lone requests on the idle server without `X-Deadline-Ms` (each a new query, so no cache hits; "
-            f"{report['lone_repeats']} per size, one at a time):"
-        ),
-        "",
-        "| services | p50 ms | p90 ms | estimate ms (`X-Estimated-Ms`) | p50 / estimate | statuses |",
-        "| ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in report["lone"]:
-        lines.append(
-            f"| {r['services']} | {r['p50_ms']} | {r['p90_ms']} | {_or_na(r['estimate_ms'])} "
-            f"| {_or_na(r['measured_over_estimate'])} | {', '.join(map(str, r['statuses']))} |"
-        )
-    lines += ["", "Promises (loads at 2x R and above):", ""]
-    lines += [f"- {'PASS' if ok else 'FAIL'}: {line}" for line, ok in report["promises"]]
-    return "\n".join(lines) + "\n"
-
-
-def plot(report: dict[str, Any], path: Path) -> Path:
-    """Goodput (with offered load and R) and the shed and late rates against the offered multiple of R."""
-    plt = pyplot()
-    from matplotlib.ticker import LogFormatter, NullLocator
-
-    steps = report["steps"]
-    x = [s["multiple"] for s in steps]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    left.plot(x, [s["offered_pairs_s"] for s in steps], "--", color="grey", label="offered")
-    left.plot(x, [s["goodput_pairs_s"] for s in steps], "o-", color="tab:green", label="goodput (on time)")
-    left.axhline(report["raw_pairs_s"], color="tab:blue", alpha=0.5, label="raw compute rate R")
-    left.set(xscale="log", yscale="log", xlabel="offered load / R", ylabel="pairs/s", title="goodput")
-    left.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain numbers, not 10^x
-    left.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.6)))
-    right.plot(x, [100 * s["shed_share"] for s in steps], "o-", color="tab:orange", label="shed (503)")
-    right.plot(
-        x, [100 * s["late_share"] for s in steps], "o-", color="tab:red", label="admitted late (of 200s)"
-    )
-    right.axhline(1, color="tab:red", alpha=0.3, linestyle=":", label="1% (late promise)")
-    right.set(xscale="log", xlabel="offered load / R", ylabel="% of requests", title="shed and late")
-    for ax in (left, right):
-        ax.set_xticks(x, [f"{m:g}x" for m in x])
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"relevance service under overload, X-Deadline-Ms {report['traffic']['deadline_ms']:g}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def services_mix(text: str) -> int | dict[int, float]:
@@ -527,11 +376,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle the service serves")
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path("../shared/data/homedepot"),
-        help="queries and products: a Home Depot folder or a generic .jsonl file (default: %(default)s)",
+    add_data_option(
+        p, "queries and products: a Home Depot folder or a generic .jsonl file (default: %(default)s)"
     )
     p.add_argument(
         "--scenario",
@@ -586,51 +432,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scenario = traffic.scenario
     settings = {"log_level": "warning", **parse_settings(args.settings)}
-    max_run_pairs = int(settings.get("max_run_pairs", Settings.model_fields["max_run_pairs"].default))
+    run_pairs = max_run_pairs(settings)
     sample = traffic.draw(np.random.default_rng(scenario.seed), 64)
     raw = raw_compute_rate(
-        args.bundle,
-        [
-            (traffic.queries[d.rank], [s["title"] for s in traffic.candidates(d.rank)[: d.services]])
-            for d in sample
-        ],
-        None,
-        0,
-        args.raw_seconds,
-        run_pairs=(max_run_pairs,),
+        args.bundle, [traffic.pairs(d) for d in sample], None, 0, args.raw_seconds, run_pairs=(run_pairs,)
     )
-    raw_pairs_s = raw.planned[max_run_pairs][0]
-    print(f"raw compute rate R = {raw_pairs_s:.0f} pairs/s (sorted runs of {max_run_pairs})", flush=True)
+    raw_pairs_s = raw.planned[run_pairs][0]
+    print(f"raw compute rate R = {raw_pairs_s:.0f} pairs/s (sorted runs of {run_pairs})", flush=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     steps: list[LoadStep] = []
 
-    async def drive(pid: int) -> list[dict[str, Any]]:
-        bench = Bench(Pool(HOST, port), traffic, port, pid, args)
-        try:
-            lone = await lone_requests(bench, args.lone_repeats, args.lone_gap_s)
-            for k, multiple in enumerate(args.multiples):
-                await asyncio.sleep(args.pause_s)
-                steps.append(await load_step(bench, multiple, raw_pairs_s, scenario.seed + k))
-                print(step_line(steps[-1]), flush=True)
-            return lone
-        finally:
-            await bench.pool.close()
+    async def drive(bench: Bench) -> list[dict[str, Any]]:
+        lone = await lone_requests(bench, args.lone_repeats, args.lone_gap_s)
+        for k, multiple in enumerate(args.multiples):
+            await asyncio.sleep(args.pause_s)
+            steps.append(await load_step(bench, multiple, raw_pairs_s, scenario.seed + k))
+            print(overload_step_line(steps[-1]), flush=True)
+        return lone
 
-    with running_server(
-        service_command(args.bundle, port), port, settings_env(settings), args.out_dir / "server.log"
-    ) as proc:
-        lone = asyncio.run(drive(proc.pid))
+    with started_server(
+        lambda port: service_command(args.bundle, port), settings_env(settings), args.out_dir / "server.log"
+    ) as target:
+        lone = with_pool(target.host, target.port, lambda pool: drive(Bench(pool, traffic, target, args)))
     report: dict[str, Any] = {
-        "command": shlex.join(
-            ["python", "-m", "loadtest.overload", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command_line("loadtest.overload", argv),
+        "date": utc_now("%Y-%m-%d %H:%M UTC"),
         "machine": cpu_description(),
         "bundle": str(args.bundle),
         "settings": settings,
         "raw_pairs_s": raw_pairs_s,
-        "max_run_pairs": max_run_pairs,
+        "max_run_pairs": run_pairs,
         "duration_s": args.duration,
         "max_requests": args.max_requests,
         "arrivals": scenario.arrivals,
@@ -640,13 +471,14 @@ def main(argv: list[str] | None = None) -> int:
         "lone": lone,
         "promises": promise_checks(steps, lone),
     }
-    (args.out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (args.out_dir / "report.md").write_text(markdown(report))
+    text = overload_markdown(report, RECOVERY_LIMIT_S)
+    write_json(args.out_dir / "report.json", report)
+    (args.out_dir / "report.md").write_text(text)
     try:
-        plot(report, args.out_dir / PLOT_NAME)
+        overload_plot(report, args.out_dir / PLOT_NAME)
     except PlotUnavailable as err:
         print(f"no plot: {err}", file=sys.stderr)
-    print(markdown(report))
+    print(text)
     return 0 if all(ok for _, ok in report["promises"]) else 1
 
 

@@ -1,12 +1,14 @@
-"""The load tests' plots (PNG, matplotlib): latency vs throughput of a step search, and the shared setup."""
+"""The load tests' plots (PNG, matplotlib): latency vs throughput of a step search (``loadtest.run``),
+goodput and shed rates against overload (``loadtest.overload``), and the shared setup."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadtest.step import Search
+if TYPE_CHECKING:
+    from loadtest.search import Search
 
 MATPLOTLIB_HINT = "the plot needs matplotlib: pip install matplotlib (the project's [train] extra has it)"
 
@@ -26,6 +28,14 @@ def pyplot() -> Any:
     except ImportError:
         raise PlotUnavailable(MATPLOTLIB_HINT) from None
     return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def latency_plot(result: Search, target_ms: float, path: Path, title: str) -> Path:
@@ -69,8 +79,33 @@ def latency_plot(result: Search, target_ms: float, path: Path, title: str) -> Pa
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def overload_plot(report: dict[str, Any], path: Path) -> Path:
+    """Goodput (with offered load and R) and the shed and late rates against the offered multiple of R."""
+    plt = pyplot()
+    from matplotlib.ticker import LogFormatter, NullLocator
+
+    steps = report["steps"]
+    x = [s["multiple"] for s in steps]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    left.plot(x, [s["offered_pairs_s"] for s in steps], "--", color="grey", label="offered")
+    left.plot(x, [s["goodput_pairs_s"] for s in steps], "o-", color="tab:green", label="goodput (on time)")
+    left.axhline(report["raw_pairs_s"], color="tab:blue", alpha=0.5, label="raw compute rate R")
+    left.set(xscale="log", yscale="log", xlabel="offered load / R", ylabel="pairs/s", title="goodput")
+    left.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain numbers, not 10^x
+    left.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.6)))
+    right.plot(x, [100 * s["shed_share"] for s in steps], "o-", color="tab:orange", label="shed (503)")
+    right.plot(
+        x, [100 * s["late_share"] for s in steps], "o-", color="tab:red", label="admitted late (of 200s)"
+    )
+    right.axhline(1, color="tab:red", alpha=0.3, linestyle=":", label="1% (late promise)")
+    right.set(xscale="log", xlabel="offered load / R", ylabel="% of requests", title="shed and late")
+    for ax in (left, right):
+        ax.set_xticks(x, [f"{m:g}x" for m in x])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"relevance service under overload, X-Deadline-Ms {report['traffic']['deadline_ms']:g}")
+    return _save(plt, fig, path)

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from loadtest.report import table
+
 DEFAULT_ARRIVALS = 400_000
 
 
@@ -72,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     raw = 1000.0 * args.pairs / service_ms
     print(f"M/D/1, Poisson arrivals, {service_ms:.1f} ms of compute per request of {args.pairs} pairs "
           f"(raw {raw:.0f} pairs/s)")
-    print("| utilisation | p99 / service time | p99 (ms) | pairs/s |\n| ---: | ---: | ---: | ---: |")
+    rows = []
     for rho in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85):
         factor = p99_factor(rho)
-        print(f"| {rho:.2f} | {factor:.2f} | {service_ms * factor:.0f} | {rho * raw:.0f} |")
+        rows.append([f"{rho:.2f}", f"{factor:.2f}", f"{service_ms * factor:.0f}", f"{rho * raw:.0f}"])
+    print("\n".join(table(["utilisation", "p99 / service time", "p99 (ms)", "pairs/s"], "rrrr", rows)))
     rho = max_utilisation(service_ms / 1000, args.p99_ms / 1000)
     print(f"p99 <= {args.p99_ms:.0f} ms holds up to utilisation {rho:.3f}: {rho * raw:.0f} pairs/s ({rho:.2f}x raw)")
     needed = args.p99_ms / p99_factor(args.utilisation)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.report import table
+from loadtest.traffic import DataMissing, add_data_option, build_bodies, load_test_split, pairs_of
 from relevance.bundle import load_bundle
 from relevance.model import BundleModel
 from service.batcher import plan_runs
@@ -92,11 +94,9 @@ def raw_compute_rate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from loadtest.workload import DataMissing, build_bodies, load_test_split, pairs_of
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=Path("models/default"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
+    add_data_option(parser)
     parser.add_argument("--services", type=int, default=32, help="services per request")
     parser.add_argument("--run-pairs", default="4,8,16,32", help="max_run_pairs values to compare")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per plan")
@@ -111,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     raw = raw_compute_rate(args.bundle, [pairs_of(b) for b in bodies], None, args.threads, args.seconds, run_pairs)
     m = load_bundle(args.bundle, verify=False).manifest
     print(f"{m.name} {m.version} ({raw.precision}), requests of {raw.batch_pairs} services, {raw.runs} requests per plan")
-    print("| plan | pairs/s | padding | vs padded |\n| --- | ---: | ---: | ---: |")
-    print(f"| one padded batch | {raw.pairs_per_s:.0f} | {raw.padding_share:.0%} | 1.00x |")
-    for k, (rate, padding) in raw.planned.items():
-        print(f"| sorted runs of {k} | {rate:.0f} | {padding:.0%} | {rate / raw.pairs_per_s:.2f}x |")
+    rows = [["one padded batch", f"{raw.pairs_per_s:.0f}", f"{raw.padding_share:.0%}", "1.00x"]]
+    rows += [
+        [f"sorted runs of {k}", f"{rate:.0f}", f"{padding:.0%}", f"{rate / raw.pairs_per_s:.2f}x"]
+        for k, (rate, padding) in raw.planned.items()
+    ]
+    print("\n".join(table(["plan", "pairs/s", "padding", "vs padded"], "lrrr", rows)))
     return 0
 
 

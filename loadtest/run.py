@@ -16,55 +16,48 @@ latency-throughput.png to --out-dir. Run it on a quiet machine: server and gener
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import platform
-import resource
-import shlex
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from loadtest.openloop import (
-    LOOPBACK,
-    Pool,
-    arrival_offsets,
+from loadtest.engine import (
+    ScheduleRun,
+    endpoint_stats,
+    generator_cpu_seconds,
     measured_window,
     planned_count,
     run_schedule,
+    with_pool,
 )
 from loadtest.plot import PlotUnavailable, latency_plot
-from loadtest.report import cpu_description
+from loadtest.report import (
+    command_line,
+    generator_summary,
+    run_markdown,
+    run_report,
+    run_step_line,
+    write_json,
+)
 from loadtest.scenario import Scenario, ScenarioError, load_scenario
+from loadtest.search import StepResult, search
 from loadtest.servers import (
-    HOST,
+    Target,
     add_set_option,
-    free_port,
     parse_settings,
-    process_cpu_seconds,
-    running_server,
+    parse_url,
     service_command,
     settings_env,
+    started_server,
+    wait_ready,
 )
-from loadtest.step import Search, Sent, StepResult, endpoint_stats, search
-from loadtest.traffic import PRIMARY_PATH, SHADOW_PATH, Traffic, read_reply
-from loadtest.workload import DataMissing
+from loadtest.traffic import PRIMARY_PATH, SHADOW_PATH, DataMissing, Traffic, add_data_option, read_reply
 
 PLOT_NAME = "latency-throughput.png"
-# Above these the generator competes with the server for the cores: its numbers are suspect.
-GENERATOR_CPU_WARN_PCT = 50.0
-SEND_LAG_WARN_MS = 10.0
 
 _STEP_OVERRIDES = {
     "start_pairs_s": "offered rate of the first step, pairs/s",
@@ -105,11 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="start `relevance serve` on this bundle on a free loopback port (default: models/default)",
     )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path("../shared/data/homedepot"),
-        help="queries and products: a Home Depot folder (pairs.csv + splits.csv) or a generic .jsonl file "
+    add_data_option(
+        p,
+        "queries and products: a Home Depot folder (pairs.csv + splits.csv) or a generic .jsonl file "
         "(default: %(default)s)",
     )
     p.add_argument(
@@ -149,41 +140,12 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Target:
-    host: str
-    port: int
-    prefix: str  # path prefix before /relevance
-    server_cpu: Callable[[], float | None] | None = None
+class Sent:
+    """What one scheduled request was, to read its outcome by."""
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.prefix}"
-
-
-def parse_url(url: str) -> Target:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"--url {url}: expected http://HOST:PORT (plain HTTP)")
-    if parts.hostname not in LOOPBACK:
-        raise ValueError(
-            f"--url {url}: the generator only targets loopback hosts ({', '.join(sorted(LOOPBACK))}); "
-            "to load a cluster, `kubectl port-forward svc/<release> 8000:80` and pass "
-            "--url http://127.0.0.1:8000"
-        )
-    return Target(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
-
-
-def wait_ready(target: Target, timeout_s: float = 5.0) -> None:
-    try:
-        with urllib.request.urlopen(f"{target.url}/readyz", timeout=timeout_s) as reply:
-            if reply.status == 200:
-                return
-            status = str(reply.status)
-    except urllib.error.HTTPError as err:
-        status = str(err.code)
-    except OSError as err:
-        status = str(err)
-    raise RuntimeError(f"{target.url}/readyz is not ready ({status}): start the service or fix --url")
+    shadow: bool
+    pairs: int
+    bucket: str
 
 
 def measure_step(target: Target, traffic: Traffic, rate_pairs_s: float, phase: str, index: int) -> StepResult:
@@ -193,14 +155,12 @@ def measure_step(target: Target, traffic: Traffic, rate_pairs_s: float, phase: s
     plan = scenario.step
     rps = rate_pairs_s / scenario.mean_services
     n_warm, count = planned_count(rps, plan.duration_s, plan.max_requests, plan.warmup_s)
-    seed = scenario.seed + 7919 * (index + 1)
-    draws = traffic.draw(np.random.default_rng(seed), count)
     primary_path, shadow_path = target.prefix + PRIMARY_PATH, target.prefix + SHADOW_PATH
     offsets: list[float] = []
     requests: list[bytes] = []
     sent: list[Sent] = []
     warm_entries = 0
-    for i, (offset, draw) in enumerate(zip(arrival_offsets(rps, count, scenario.arrivals, seed), draws)):
+    for i, (offset, draw) in enumerate(traffic.timed_draws(rps, count, scenario.seed + 7919 * (index + 1))):
         for shadow in (False, True) if draw.shadow else (False,):
             offsets.append(offset)
             path = shadow_path if shadow else primary_path
@@ -209,26 +169,23 @@ def measure_step(target: Target, traffic: Traffic, rate_pairs_s: float, phase: s
         if i + 1 == n_warm:
             warm_entries = len(offsets)
 
-    async def go() -> tuple[Any, int]:
-        pool = Pool(target.host, target.port)
-        try:
-            run = await run_schedule(
-                pool, offsets, requests, warm_entries, plan.timeout_s, target.server_cpu, read_reply
-            )
-            return run, pool.opened
-        finally:
-            await pool.close()
+    async def go(pool) -> tuple[ScheduleRun, int]:
+        run = await run_schedule(
+            pool, offsets, requests, warm_entries, plan.timeout_s, target.server_cpu, read_reply
+        )
+        return run, pool.opened
 
-    run, connections = asyncio.run(go())
+    run, connections = with_pool(target.host, target.port, go)
     primary = [o for o in run.outcomes if not sent[o.index].shadow]
     mirrored = [o for o in run.outcomes if sent[o.index].shadow]
+    pairs = [s.pairs for s in sent]
     wall_s = measured_window(run.window_s, len(primary), rps)
     return StepResult(
         phase=phase,
         offered_rps=rps,
         offered_pairs_s=rps * scenario.mean_services,
-        primary=endpoint_stats(primary, sent, wall_s),
-        shadow=endpoint_stats(mirrored, sent, wall_s),
+        primary=endpoint_stats(primary, pairs, wall_s),
+        shadow=endpoint_stats(mirrored, pairs, wall_s),
         buckets=dict(Counter(sent[o.index].bucket for o in primary)),
         wall_s=wall_s,
         generator_cpu_pct=100 * run.generator_cpu_s / wall_s if wall_s else 0.0,
@@ -238,155 +195,12 @@ def measure_step(target: Target, traffic: Traffic, rate_pairs_s: float, phase: s
     )
 
 
-def _ms(value: float) -> str:
-    return "inf" if value == float("inf") else f"{value:.1f}"
-
-
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f}%"
-
-
-def step_line(s: StepResult) -> str:
-    p = s.primary
-    shadow = f"  shadow {s.shadow.ok}/{s.shadow.requests} ok" if s.shadow.requests else ""
-    server = f"  server CPU {s.server_cpu_pct:.0f}%" if s.server_cpu_pct is not None else ""
-    return (
-        f"{s.phase:>6} offered {s.offered_pairs_s:7.0f} pairs/s -> {s.achieved_pairs_s:7.0f}  "
-        f"p50 {_ms(p.p50_ms):>6}  p95 {_ms(p.p95_ms):>6}  p99 {_ms(p.p99_ms):>6} ms  "
-        f"shed {100 * p.shed_share:4.1f}%  errors {100 * p.error_share:4.1f}%  "
-        f"cache {_share(p.cache_hit_share):>4}{shadow}  generator CPU {s.generator_cpu_pct:.0f}%{server}  "
-        f"{'good' if s.meets else 'BAD'}: {s.why}"
-    )
-
-
-def generator_summary(result: Search, process_cpu_s: float) -> dict[str, Any]:
-    pcts = [s.generator_cpu_pct for s in result.steps]
-    return {
-        "cpu_pct_of_one_core_mean": round(sum(pcts) / len(pcts), 1) if pcts else None,
-        "cpu_pct_of_one_core_max": round(max(pcts), 1) if pcts else None,
-        "max_send_lag_ms": round(max((s.max_send_lag_ms for s in result.steps), default=0.0), 3),
-        "process_cpu_s": round(process_cpu_s, 2),
-        "note": "CPU over each step's measured window (getrusage); send lag: how late the generator "
-        "sent a request against its schedule, counted in the latencies anyway",
-    }
-
-
-def warnings_of(generator: dict[str, Any]) -> list[str]:
-    out = []
-    if (generator["cpu_pct_of_one_core_max"] or 0) > GENERATOR_CPU_WARN_PCT:
-        out.append(
-            f"the generator used up to {generator['cpu_pct_of_one_core_max']:.0f}% of a core: it competes "
-            "with the server on this machine; run the generator elsewhere or on a quieter machine"
-        )
-    if generator["max_send_lag_ms"] > SEND_LAG_WARN_MS:
-        out.append(
-            f"the generator sent up to {generator['max_send_lag_ms']:.0f} ms late: its latencies include "
-            "its own delay (counted, not hidden)"
-        )
-    return out
-
-
-def build_report(
-    command: str,
-    scenario_file: Path,
-    scenario: Scenario,
-    traffic: Traffic,
-    target: dict[str, Any],
-    result: Search,
-    generator: dict[str, Any],
-    plot: str | None,
-) -> dict[str, Any]:
-    best = result.best
-    return {
-        "command": command,
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"host": platform.node(), "cpu": cpu_description()},
-        "scenario_file": str(scenario_file),
-        "scenario": scenario.model_dump(mode="json"),
-        "traffic": traffic.summary(),
-        "target": target,
-        "p99_target_ms": scenario.step.p99_target_ms,
-        "result": {
-            "max_pairs_s": round(best.achieved_pairs_s, 1) if best else None,
-            "max_rps": round(best.primary.ok / best.wall_s, 2) if best and best.wall_s else None,
-            "at_offered_pairs_s": round(best.offered_pairs_s, 1) if best else None,
-            "p99_ms": round(best.primary.p99_ms, 2) if best else None,
-            "stopped": result.stopped,
-        },
-        "generator": generator,
-        "warnings": warnings_of(generator),
-        "steps": [s.to_json() for s in result.steps],
-        "plot": plot,
-    }
-
-
-def markdown(report: dict[str, Any], result: Search) -> str:
-    r, t, target = report["result"], report["traffic"], report["target"]
-    best = f"{r['max_pairs_s']:.0f} pairs/s" if r["max_pairs_s"] is not None else "no step met the target"
-    target_ms = report["p99_target_ms"]
-    header = (
-        "| phase | offered pairs/s | achieved pairs/s | p50 ms | p95 ms | p99 ms | shed | errors "
-        "| cache hits | shadow ok/sent | generator CPU | server CPU | verdict |"
-    )
-    rows = [header, "| --- |" + " ---: |" * 11 + " --- |"]
-    for s in sorted(result.steps, key=lambda s: s.offered_pairs_s):
-        p = s.primary
-        server = f"{s.server_cpu_pct:.0f}%" if s.server_cpu_pct is not None else "n/a"
-        rows.append(
-            f"| {s.phase} | {s.offered_pairs_s:.0f} | {s.achieved_pairs_s:.0f} | {_ms(p.p50_ms)} | "
-            f"{_ms(p.p95_ms)} | {_ms(p.p99_ms)} | {100 * p.shed_share:.1f}% | {100 * p.error_share:.1f}% | "
-            f"{_share(p.cache_hit_share)} | {s.shadow.ok}/{s.shadow.requests} | {s.generator_cpu_pct:.0f}% | "
-            f"{server} | {'good' if s.meets else 'bad'}: {s.why} |"
-        )
-    started = f" (started here on `{target['bundle']}`)" if target["started_here"] else ""
-    run_line = (
-        f"Run {report['created_utc']} on `{report['machine']['host']}` ({report['machine']['cpu']}) "
-        f"against {target['url']}{started}."
-    )
-    buckets = ", ".join(f"{b or '(none)'} {w:g}" for b, w in t["buckets"].items()) or "none"
-    deadline = f"{t['deadline_ms']:g} ms" if t["deadline_ms"] else "none (the service's default)"
-    top = max(1, t["queries_in_pool"] // 100)
-    traffic_line = (
-        f"Traffic: {t['queries_in_pool']} queries, Zipf exponent {t['zipf_exponent']:g} (the {top} most "
-        f"popular expected to draw {100 * t['expected_share_of_top_1pct_queries']:.0f}% of requests), "
-        f"{t['mean_services_per_request']:g} services per request on average, bucket weights {buckets}, "
-        f"shadow share {t['shadow_share']:g}, deadline header {deadline}."
-    )
-    generator = {k: v for k, v in report["generator"].items() if k != "note"}
-    notes = (
-        "Latencies are of `POST /relevance` from the scheduled send time; CPU is percent of one core "
-        f"over each step's measured window. Generator: {json.dumps(generator)}."
-    )
-    return "\n".join(
-        [
-            f"# Load test: {report['scenario']['name']}",
-            "",
-            run_line,
-            "",
-            "```bash",
-            report["command"],
-            "```",
-            "",
-            traffic_line,
-            "",
-            f"**Max throughput with p99 <= {target_ms:g} ms: {best}.** Stopped: {r['stopped']}.",
-            "",
-            *rows,
-            "",
-            notes,
-            *[f"\n**Warning:** {w}." for w in report["warnings"]],
-            "",
-            *([f"![latency vs throughput]({report['plot']})", ""] if report["plot"] else []),
-        ]
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.print_schema:
         print(json.dumps(Scenario.model_json_schema(), indent=2))
         return 0
-    command = shlex.join(["python", "-m", "loadtest.run", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("loadtest.run", argv)
     try:
         scenario = load_scenario(args.scenario, overrides(args))
         target = parse_url(args.url) if args.url else None
@@ -417,23 +231,22 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = args.out_dir or Path("runs/loadtest") / scenario.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = generator_cpu_seconds()
     with ExitStack() as stack:
         if target is None:
             assert bundle is not None
             settings = {"log_level": "warning", **scenario.service_settings, **parse_settings(args.settings)}
-            port = free_port()
             try:
-                proc = stack.enter_context(
-                    running_server(
-                        service_command(bundle, port), port, settings_env(settings), out_dir / "service.log"
+                target = stack.enter_context(
+                    started_server(
+                        lambda port: service_command(bundle, port),
+                        settings_env(settings),
+                        out_dir / "service.log",
                     )
                 )
             except RuntimeError as err:
                 print(err, file=sys.stderr)
                 return 1
-            pid = proc.pid
-            target = Target(HOST, port, "", lambda: process_cpu_seconds(pid))
             target_desc = {
                 "url": target.url,
                 "started_here": True,
@@ -442,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         else:
             try:
-                wait_ready(target)
+                wait_ready(target.url, timeout_s=0, attempt_s=5.0)
             except RuntimeError as err:
                 print(err, file=sys.stderr)
                 return 1
@@ -458,10 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(plan.pause_s)
             return result
 
-        result = search(measure, plan, on_step=lambda s: print(step_line(s), flush=True))
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    process_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-    generator = generator_summary(result, process_cpu)
+        result = search(measure, plan, on_step=lambda s: print(run_step_line(s), flush=True))
+    generator = generator_summary(result, generator_cpu_seconds() - cpu0)
 
     plot_name: str | None = PLOT_NAME
     try:
@@ -471,11 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlotUnavailable as err:
         print(f"no plot: {err}", file=sys.stderr)
         plot_name = None
-    report = build_report(
-        command, args.scenario, scenario, traffic, target_desc, result, generator, plot_name
-    )
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (out_dir / "report.md").write_text(markdown(report, result))
+    report = run_report(command, args.scenario, scenario, traffic, target_desc, result, generator, plot_name)
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.md").write_text(run_markdown(report, result))
     r = report["result"]
     best = (
         f"{r['max_pairs_s']:.0f} pairs/s" if r["max_pairs_s"] is not None else "none (no step met the target)"

@@ -1,4 +1,5 @@
-"""Start a server under test as a child process on a free loopback port, and read its CPU time."""
+"""The servers under test: started as child processes on a free loopback port, waited for, stopped, and
+measured (CPU time, peak memory); or an already running one, checked once. One readiness wait serves both."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from loadtest.engine import LOOPBACK
 
 HOST = "127.0.0.1"
 
@@ -23,6 +30,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+# -- service settings ---------------------------------------------------------------------------------
 
 
 def add_set_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -56,6 +66,16 @@ def settings_env(settings: dict[str, Any]) -> dict[str, str]:
     return {f"RELEVANCE_{name.upper()}": text(value) for name, value in settings.items()}
 
 
+def max_run_pairs(settings: dict[str, Any]) -> int:
+    """The ``max_run_pairs`` a service started with ``settings`` plans its runs with."""
+    from service.settings import Settings
+
+    return int(settings.get("max_run_pairs", Settings.model_fields["max_run_pairs"].default))
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
 def service_command(bundle: Path, port: int) -> list[str]:
     return [
         sys.executable,
@@ -85,6 +105,37 @@ def naive_command(bundle: Path, port: int, intra_op_threads: int) -> list[str]:
     ]
 
 
+def wait_ready(
+    url: str,
+    timeout_s: float,
+    attempt_s: float = 1.0,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Until ``{url}/readyz`` answers 200: asked every 0.2 s (each try ``attempt_s`` at most) for
+    ``timeout_s`` (0: once). With ``proc``, the server's process: its exit ends the wait with its log."""
+    until = time.monotonic() + timeout_s
+    while True:
+        if proc is not None and proc.poll() is not None:
+            log = log_path.read_text()[-2000:] if log_path else ""
+            raise RuntimeError(f"server exited with {proc.returncode}; its log: {log_path}\n{log}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=attempt_s) as reply:
+                if reply.status == 200:
+                    return
+                status = str(reply.status)
+        except urllib.error.HTTPError as err:
+            status = str(err.code)
+        except OSError as err:
+            status = str(err)
+        if time.monotonic() >= until:
+            break
+        time.sleep(0.2)
+    if proc is not None:
+        raise RuntimeError(f"server not ready after {timeout_s:.0f} s; its log: {log_path}")
+    raise RuntimeError(f"{url}/readyz is not ready ({status}): start the service or fix --url")
+
+
 @contextmanager
 def running_server(
     command: list[str], port: int, env: dict[str, str], log_path: Path, ready_timeout_s: float = 120.0
@@ -94,7 +145,7 @@ def running_server(
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(proc, port, ready_timeout_s, log_path)
+            wait_ready(f"http://{HOST}:{port}", ready_timeout_s, proc=proc, log_path=log_path)
             yield proc
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -104,21 +155,51 @@ def running_server(
                 proc.kill()
 
 
-def _wait_ready(proc: subprocess.Popen, port: int, timeout_s: float, log_path: Path) -> None:
-    until = time.monotonic() + timeout_s
-    while time.monotonic() < until:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {proc.returncode}; its log: {log_path}\n" + log_path.read_text()[-2000:]
-            )
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not ready after {timeout_s:.0f} s; its log: {log_path}")
+@dataclass(frozen=True)
+class Target:
+    """Where the load goes: a loopback host and port, a path prefix, and the server's pid when it was
+    started here (its CPU is then measured)."""
+
+    host: str
+    port: int
+    prefix: str = ""  # path prefix before /relevance
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.prefix}"
+
+    @property
+    def server_cpu(self) -> Callable[[], float | None] | None:
+        pid = self.pid
+        return None if pid is None else lambda: process_cpu_seconds(pid)
+
+
+@contextmanager
+def started_server(
+    command: Callable[[int], list[str]], env: dict[str, str], log_path: Path
+) -> Iterator[Target]:
+    """:func:`running_server` of ``command(port)`` on a free loopback port, as a :class:`Target`."""
+    port = free_port()
+    with running_server(command(port), port, env, log_path) as proc:
+        yield Target(HOST, port, "", proc.pid)
+
+
+def parse_url(url: str) -> Target:
+    """An already running service's ``--url`` (loopback only)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"--url {url}: expected http://HOST:PORT (plain HTTP)")
+    if parts.hostname not in LOOPBACK:
+        raise ValueError(
+            f"--url {url}: the generator only targets loopback hosts ({', '.join(sorted(LOOPBACK))}); "
+            "to load a cluster, `kubectl port-forward svc/<release> 8000:80` and pass "
+            "--url http://127.0.0.1:8000"
+        )
+    return Target(parts.hostname, parts.port or 80, parts.path.rstrip("/"))
+
+
+# -- measurements of a process ------------------------------------------------------------------------
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -129,3 +210,34 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), after pid and comm
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler:
+    """Peak resident memory of a process, sampled from /proc every ``interval_s`` in a thread."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _read_kb(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                return next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_kb = max(self.peak_kb, self._read_kb())
+
+    def __enter__(self) -> Self:
+        self.peak_kb = self._read_kb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self._read_kb())

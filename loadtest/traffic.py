@@ -1,27 +1,120 @@
-"""What a scenario sends: Zipf-popular queries, a services-per-request mix, A/B buckets, shadow mirrors.
+"""What the load tests send, from the data (a Home Depot folder or a generic .jsonl file): the benchmark's
+fixed request bodies, and a scenario's traffic of Zipf-popular queries, service counts, A/B buckets and
+shadow mirrors.
 
-Queries come from the data (a Home Depot folder or a generic .jsonl file), shuffled by the scenario's
-seed and ranked: rank 0 is the most popular. Each query keeps one candidate list (its own rated
-products first, then products of other queries), and a request for N services takes its first N, so
-a popular query repeats the same (query, service) pairs the way ad traffic does, and the service's
-cache sees real repeats. Bodies are serialised once and reused: the generator's CPU stays small.
-Both the open-loop runner (``loadtest.run``) and the Locust file draw from this class.
+Every request takes a query's own rated products first (the ones a search would retrieve) and fills up
+to N with products of other queries (the irrelevant ads a candidate set also carries), so title
+lengths and padding look like production traffic, not like a synthetic template.
+
+For a scenario, queries are shuffled by its seed and ranked: rank 0 is the most popular. Each query
+keeps one candidate list and a request for N services takes its first N, so a popular query repeats
+the same (query, service) pairs the way ad traffic does, and the service's cache sees real repeats.
+Bodies are serialised once and reused: the generator's CPU stays small. Both the open-loop runner
+(``loadtest.run``) and the Locust file draw from :class:`Traffic`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from loadtest.openloop import Reply, http_request
+from loadtest.engine import Reply, arrival_offsets, http_request
 from loadtest.scenario import Scenario, parse_scenario
-from loadtest.workload import fill_candidates, load_queries
+from relevance.data import default_data
+
+DATA_HINT = (
+    "no Home Depot data at {path}: pass --data with the folder holding pairs.csv and splits.csv "
+    "(the project keeps it at ../shared/data/homedepot), or a .jsonl file in the generic format"
+)
+
+
+class DataMissing(Exception):
+    pass
+
+
+def add_data_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    """``--data``: the queries and products, by default :func:`relevance.data.default_data`."""
+    parser.add_argument("--data", type=Path, default=Path(default_data()), help=help_text)
+
+
+def load_test_split(data: Path) -> dict[str, list[dict[str, str]]]:
+    """Test-split query -> its products (id, title), in file order."""
+    return load_queries(data, "test", fields=("id", "title"))
+
+
+def load_queries(
+    data: Path, split: str | None, fields: tuple[str, ...] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """Query -> its rated products (``fields`` of each, or all of them), in file order, from a Home Depot
+    folder or a generic .jsonl file, keeping only ``split`` (None: every row)."""
+    from relevance.data import load_pairs
+
+    is_jsonl = data.suffix == ".jsonl" and data.is_file()
+    if (
+        not is_jsonl
+        and not (data / "pairs.csv").is_file()
+        and not (data / "homedepot" / "pairs.csv").is_file()
+    ):
+        raise DataMissing(DATA_HINT.format(path=data))
+    by_query: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for pair in load_pairs(data, split=split):
+        service = pair.service if fields is None else {k: pair.service[k] for k in fields}
+        by_query[pair.query].append(service)
+    return dict(by_query)
+
+
+def fill_candidates(
+    own: list[dict[str, str]], catalogue: list[dict[str, str]], n: int, rng: random.Random
+) -> list[dict[str, str]]:
+    """Exactly ``n`` candidates: a query's own products first, then products drawn from ``catalogue``
+    (the irrelevant ads a candidate set also carries)."""
+    own = own[:n]
+    if len(own) == n:
+        return own
+    missing = n - len(own)
+    if missing <= len(catalogue):
+        return own + rng.sample(catalogue, missing)
+    return own + [rng.choice(catalogue) for _ in range(missing)]  # a catalogue smaller than one request
+
+
+# -- the benchmark's bodies ---------------------------------------------------------------------------
+
+
+def build_bodies(
+    by_query: dict[str, list[dict[str, str]]], services: int, count: int, seed: int = 0
+) -> list[bytes]:
+    """``count`` distinct JSON bodies of exactly ``services`` services each, the queries taken in turn."""
+    rng = random.Random(seed)
+    queries = sorted(by_query)
+    rng.shuffle(queries)
+    catalogue = [p for q in queries for p in by_query[q]]
+    bodies = []
+    for i in range(count):
+        query = queries[i % len(queries)]
+        chosen = fill_candidates(by_query[query], catalogue, services, rng)
+        candidates = [{"id": str(j), "title": p["title"]} for j, p in enumerate(chosen)]
+        # a distinct request id per body; repeated bodies (count > queries) still differ in query order
+        bodies.append(
+            json.dumps({"query": query, "services": candidates, "request_id": f"bench-{i}"}).encode()
+        )
+    return bodies
+
+
+def pairs_of(body: bytes) -> tuple[str, list[str]]:
+    """(query, titles) of a body, for the raw ORT measurement."""
+    obj = json.loads(body)
+    return obj["query"], [s["title"] for s in obj["services"]]
+
+
+# -- a scenario's traffic -----------------------------------------------------------------------------
 
 T = TypeVar("T")
 
@@ -91,12 +184,18 @@ class Traffic:
 
     @classmethod
     def from_data(cls, scenario: Scenario, data: Path) -> Traffic:
-        """Raises :class:`loadtest.workload.DataMissing` with a hint when ``data`` is not there."""
+        """Raises :class:`DataMissing` with a hint when ``data`` is not there."""
         return cls(scenario, load_queries(data, scenario.queries.split))
 
     def with_changes(self, **changes: object) -> Traffic:
         """The same data and query ranking under a scenario with ``changes`` (e.g. ``deadline_ms=None``)."""
         return Traffic(parse_scenario({**self.scenario.model_dump(), **changes}), self._own)
+
+    def timed_draws(self, rate_rps: float, count: int, seed: int) -> list[tuple[float, Draw]]:
+        """``count`` draws with their send offsets (seconds) at ``rate_rps``, the scenario's arrivals, both
+        seeded by ``seed``."""
+        offsets = arrival_offsets(rate_rps, count, self.scenario.arrivals, seed)
+        return list(zip(offsets, self.draw(np.random.default_rng(seed), count), strict=True))
 
     def draw(self, rng: np.random.Generator, count: int) -> list[Draw]:
         ranks = self.zipf.sample(rng, count)
@@ -114,6 +213,10 @@ class Traffic:
                 self._own[query], self._catalogue, self.scenario.max_services, rng
             )
         return self._candidates[rank]
+
+    def pairs(self, draw: Draw) -> tuple[str, list[str]]:
+        """(query, titles) of a draw, for the raw ORT measurement."""
+        return self.queries[draw.rank], [s["title"] for s in self.candidates(draw.rank)[: draw.services]]
 
     def body(self, draw: Draw) -> bytes:
         key = (draw.rank, draw.services)

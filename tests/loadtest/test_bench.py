@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from loadtest.bench import main
-from loadtest.openloop import Outcome, Pool, RateResult, arrival_offsets
-from loadtest.workload import build_bodies, pairs_of
+from loadtest.engine import Outcome, Pool, RateResult, arrival_offsets
+from loadtest.traffic import build_bodies, pairs_of
 
 
 def write_homedepot(folder: Path, queries: int = 12, per_query: int = 3) -> Path:
@@ -53,7 +53,7 @@ def test_open_loop_schedule_and_statistics():
 
 
 def test_bodies_have_exactly_n_services_with_the_query_own_products_first(tmp_path):
-    from loadtest.workload import load_test_split
+    from loadtest.traffic import load_test_split
 
     by_query = load_test_split(write_homedepot(tmp_path / "hd"))
     bodies = build_bodies(by_query, services=8, count=5)
@@ -130,7 +130,7 @@ def _fake_rate(rate_pairs_s: float, meets: bool) -> RateResult:
 
 
 def test_sweep_bisects_below_the_first_rate_when_even_it_misses():
-    from loadtest.bench import sweep
+    from loadtest.search import sweep
 
     measured = []
 
@@ -144,9 +144,11 @@ def test_sweep_bisects_below_the_first_rate_when_even_it_misses():
 
 
 def test_summary_reports_the_service_against_the_queueing_ceiling_of_its_compute():
+    from loadtest.bench import ratios
     from loadtest.queueing import max_utilisation
     from loadtest.raw import RawResult
-    from loadtest.report import Sweep, ratios, summary_lines
+    from loadtest.report import summary_lines
+    from loadtest.search import Sweep
 
     raw = RawResult(pairs_per_s=300.0, batch_pairs=8, padding_share=0.4, precision="int8", runs=10,
                     planned={4: (400.0, 0.1)})
@@ -155,6 +157,6 @@ def test_summary_reports_the_service_against_the_queueing_ceiling_of_its_compute
     ceiling = 400.0 * max_utilisation(8 / 400.0, 0.1)  # 20 ms per request of 8 pairs
     assert r["queueing_ceiling_pairs_s"] == pytest.approx(ceiling) and 0 < ceiling < 400.0
     assert r["service_vs_ceiling"] == pytest.approx(r["service_pairs_s"] / ceiling)
-    lines = summary_lines(raw, service, None, 100.0)
+    lines = summary_lines(raw, r, False, 100.0)
     assert any(line.startswith("queueing ceiling at that compute rate") for line in lines)
     assert any(line.startswith("service / queueing ceiling: ") for line in lines)

@@ -11,14 +11,14 @@ import time
 import pytest
 import yaml
 
-from loadtest.openloop import Outcome, Reply
+from loadtest.engine import Outcome, Reply
 from loadtest.overload import (
     HEALTHZ,
     METRICS,
+    RECOVERY_LIMIT_S,
     LoadStep,
     fresh_ranks,
     main,
-    markdown,
     multiples,
     observe,
     promise_checks,
@@ -26,6 +26,7 @@ from loadtest.overload import (
     services_mix,
     step_metrics,
 )
+from loadtest.report import overload_markdown
 from loadtest.traffic import PRIMARY_PATH
 
 
@@ -171,7 +172,7 @@ def test_markdown_says_n_a_where_the_service_gave_no_estimate():
         "lone": [{"services": 1, "p50_ms": 9.0, "p90_ms": 11.0, "estimate_ms": None, "measured_over_estimate": None,
                   "statuses": [200], "all_200": True}],
     }  # fmt: skip
-    text = markdown(report)
+    text = overload_markdown(report, RECOVERY_LIMIT_S)
     assert "| 1 | 9.0 | 11.0 | n/a | n/a | 200 |" in text
     assert (
         "| 2x R | 200 | 100 | 95 | 80.0% | 20.0% | 0.00% | 0.0% | 25% | 200 | 5.0 | 3.0 | 4.0 | 300 | 5% |"

@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
+from loadtest.engine import EndpointStats
 from loadtest.plot import PlotUnavailable, latency_plot
 from loadtest.scenario import StepPlan
-from loadtest.step import EndpointStats, Search, StepResult, judge
+from loadtest.search import Search, StepResult, judge
 
 
 def search_result() -> Search:

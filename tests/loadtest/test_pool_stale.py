@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from loadtest.openloop import Pool, http_request
+from loadtest.engine import Pool, http_request
 
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 

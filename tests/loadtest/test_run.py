@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadtest.run import main, parse_url
-from loadtest.servers import free_port, running_server, service_command, settings_env
+from loadtest.run import main
+from loadtest.servers import free_port, parse_url, running_server, service_command, settings_env
 
 # Tiny and bounded: 2 steps of 0.8 s measured; a generous deadline and target, because this box's
 # cores are shared (the test checks the kit, not the service's speed).

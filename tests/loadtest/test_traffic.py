@@ -8,10 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from loadtest.openloop import Reply
+from loadtest.engine import Reply
 from loadtest.scenario import parse_scenario
-from loadtest.traffic import Discrete, Draw, Traffic, ZipfSampler, read_reply
-from loadtest.workload import DataMissing
+from loadtest.traffic import DataMissing, Discrete, Draw, Traffic, ZipfSampler, read_reply
 
 
 def by_query(n: int = 200, per_query: int = 3) -> dict[str, list[dict[str, str]]]:

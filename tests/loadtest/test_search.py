@@ -1,4 +1,5 @@
-"""Step mode: which steps are good, where the search stops, how it refines, and its time budget."""
+"""Step mode: which steps are good, where the search stops, how it refines, and its time budget; the
+statistics of one endpoint's outcomes and their JSON."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import math
 
 import pytest
 
-from loadtest.openloop import Outcome
+from loadtest.engine import EndpointStats, Outcome, endpoint_stats
+from loadtest.report import step_json
 from loadtest.scenario import StepPlan
-from loadtest.step import EndpointStats, Sent, StepResult, endpoint_stats, judge, search
+from loadtest.search import StepResult, judge, search
 
 
 def result(rate: float, p99: float, requests: int = 100, sheds: int = 0, errors: int = 0) -> StepResult:
@@ -90,18 +92,18 @@ def test_search_keeps_to_its_time_budget():
 
 
 def test_endpoint_stats_from_outcomes():
-    sent = [Sent(False, 8, "a"), Sent(False, 4, ""), Sent(False, 8, "a"), Sent(False, 8, "a")]
+    pairs = [8, 4, 8, 8]
     outcomes = [
         Outcome(0, 0.010, 200, 0, ("control", 8)),
         Outcome(0, 0.020, 200, 1, ("candidate", 0)),
         Outcome(0, 0.001, 503, 2, None),
         Outcome(0, 10.0, 0, 3, None),  # timeout
     ]
-    stats = endpoint_stats(outcomes, sent, wall_s=2.0)
+    stats = endpoint_stats(outcomes, pairs, wall_s=2.0)
     assert (stats.requests, stats.ok, stats.sheds, stats.errors) == (4, 2, 1, 1)
     assert stats.pairs_s == pytest.approx(6) and stats.cache_hit_share == pytest.approx(8 / 12)
     assert stats.p50_ms == pytest.approx(20) and stats.p99_ms == pytest.approx(20)  # "higher" percentiles
     assert math.isinf(stats.p99_all_ms) and stats.variants == {"control": 1, "candidate": 1}
-    json_form = StepResult("step", 1, 8, primary=stats).to_json()
+    json_form = step_json(StepResult("step", 1, 8, primary=stats))
     assert json_form["primary"]["p99_all_ms"] is None and json_form["primary"]["shed_share"] == 0.25
     assert json_form["shadow"]["p99_ms"] is None  # nothing mirrored: null, not Infinity

@@ -1,15 +1,28 @@
-"""The open-loop generator keeps to its bounds: it sends exactly the planned count, on schedule, and
-ends within the schedule plus the client timeout whatever the server does."""
+"""The engine keeps to its bounds: the open loop sends exactly the planned count, on schedule, and ends
+within the schedule plus the client timeout whatever the server does; the closed loop sends one at a
+time and stops when told or at its limit; the readiness wait ends when the server dies."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import sys
 import time
+from pathlib import Path
 from typing import Self
 
 import pytest
 
-from loadtest.openloop import Pool, arrival_offsets, http_request, planned_count, run_rate, run_schedule
+from loadtest.engine import (
+    Pool,
+    arrival_offsets,
+    http_request,
+    planned_count,
+    run_closed_loop,
+    run_rate,
+    run_schedule,
+)
+from loadtest.servers import free_port, running_server, wait_ready
 
 
 class FakeServer:
@@ -115,3 +128,55 @@ async def test_schedule_outcomes_keep_their_index_and_what_observe_read():
     assert run.generator_cpu_s >= 0 and run.max_send_lag_s < 0.5
     with pytest.raises(ValueError, match="2 requests for 3 send times"):
         await run_schedule(pool, [0, 0, 0], [b"", b""], n_warm=0)
+
+
+async def test_the_closed_loop_sends_one_at_a_time_and_stops_when_told():
+    async with FakeServer() as server:
+        pool = Pool("127.0.0.1", server.port)
+        started = time.monotonic()
+        outcomes = await run_closed_loop(
+            pool, [raw(server.port)] * 4, timeout_s=2, gap_s=0.05, observe=lambda r: r.headers["x-ab-variant"]
+        )
+        elapsed = time.monotonic() - started
+        # an endless stream of requests ends at ``until``: here the second answer
+        endless = (raw(server.port) for _ in itertools.count())
+        two = await run_closed_loop(pool, endless, timeout_s=2, until=lambda done: len(done) == 2)
+        await pool.close()
+    assert [o.index for o in outcomes] == [0, 1, 2, 3] and {o.info for o in outcomes} == {"control"}
+    assert all(o.status == 200 for o in outcomes) and elapsed >= 4 * 0.05
+    sends = [o.scheduled for o in outcomes]
+    assert all(b - a >= 0.05 for a, b in zip(sends, sends[1:]))  # each after the previous answer and gap
+    assert len(two) == 2 and server.received == 6
+
+
+async def test_the_closed_loop_gives_up_at_its_limit():
+    async with FakeServer(silent=True) as server:
+        pool = Pool("127.0.0.1", server.port)
+        started = time.monotonic()
+        endless = (raw(server.port) for _ in itertools.count())
+        outcomes = await run_closed_loop(pool, endless, timeout_s=0.1, period_s=0.05, limit_s=0.25)
+        elapsed = time.monotonic() - started
+        await pool.close()
+    assert 2 <= len(outcomes) <= 3 and all(o.status == 0 for o in outcomes)  # timeouts, each 0.1 s
+    assert elapsed < 0.25 + 0.1 + 0.3
+
+
+def test_a_server_that_exits_ends_the_readiness_wait_with_its_log(tmp_path):
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-c", "print('cannot load the bundle'); raise SystemExit(3)"]
+    with pytest.raises(RuntimeError, match="server exited with 3") as err:
+        with running_server(command, free_port(), {}, log):
+            pass
+    assert "cannot load the bundle" in str(err.value)
+    with pytest.raises(RuntimeError, match="readyz is not ready"):
+        wait_ready(f"http://127.0.0.1:{free_port()}", timeout_s=0)  # nothing listens: asked once
+
+
+def test_data_defaults_follow_relevance_data(monkeypatch, tmp_path):
+    from loadtest.bench import parse_args
+    from relevance.data import DEFAULT_DATA_PATH
+
+    monkeypatch.setenv("RELEVANCE_DATA", str(tmp_path / "elsewhere"))
+    assert parse_args([]).data == tmp_path / "elsewhere"
+    monkeypatch.delenv("RELEVANCE_DATA")
+    assert parse_args([]).data == Path(DEFAULT_DATA_PATH)

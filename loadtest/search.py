@@ -1,55 +1,74 @@
-"""Step mode: raise the offered rate step by step until a step misses the target, then bisect.
+"""The rate searches: the benchmark's sweep over given rates, and the step search of a scenario run.
 
-A step is *good* when the primary traffic (``POST /relevance``, what callers see) has its p99 within
-the target, errors (not 200, not 503) within ``max_error_share`` and sheds (503) within
+The sweep (``loadtest.bench``) measures rising offered rates until one misses the p99 target badly,
+then bisects towards the knee; a rate meets the target when its p99 with failures counted as
+infinitely slow is within it.
+
+The step search (``loadtest.run``) raises the offered rate step by step until a step misses the target,
+then bisects. A step is *good* when the primary traffic (``POST /relevance``, what callers see) has its
+p99 within the target, errors (not 200, not 503) within ``max_error_share`` and sheds (503) within
 ``max_shed_share``. The search offers ``start``, ``start + step``, ... until the first bad step (or
 ``max_steps``, or the time budget), then bisects ``refine`` times between the last good and the first
-bad offered rate. The answer is the highest achieved primary throughput among good steps.
-Mirrored requests (``/relevance/shadow``) are reported beside it but do not decide it.
+bad offered rate. The answer is the highest achieved primary throughput among good steps. Mirrored
+requests (``/relevance/shadow``) are reported beside it but do not decide it.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from loadtest.openloop import Outcome, RateResult
+from loadtest.engine import EndpointStats, RateResult
+from loadtest.report import ms
 from loadtest.scenario import StepPlan
 
 
-@dataclass(frozen=True)
-class Sent:
-    """What one scheduled request was, to read its outcome by."""
-
-    shadow: bool
-    pairs: int
-    bucket: str
-
-
 @dataclass
-class EndpointStats:
-    requests: int = 0
-    ok: int = 0
-    errors: int = 0  # transport errors, timeouts and statuses other than 200 and 503
-    sheds: int = 0  # 503
-    pairs_s: float = 0.0  # answered pairs per second
-    p50_ms: float = math.inf
-    p95_ms: float = math.inf
-    p99_ms: float = math.inf
-    p99_all_ms: float = math.inf  # failures counted as infinitely slow
-    cache_hit_share: float | None = None  # cached results / answered pairs
-    variants: dict[str, int] = field(default_factory=dict)  # X-AB-Variant of the replies
+class Sweep:
+    name: str
+    results: list[RateResult] = field(default_factory=list)
 
-    @property
-    def error_share(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
+    def best(self, p99_target_ms: float) -> RateResult | None:
+        """The highest achieved throughput among rates whose p99 (failures counted) meets the target."""
+        good = [r for r in self.results if r.meets(p99_target_ms)]
+        return max(good, key=lambda r: r.achieved_pairs_s) if good else None
 
-    @property
-    def shed_share(self) -> float:
-        return self.sheds / self.requests if self.requests else 0.0
+
+def sweep(
+    name: str,
+    measure: Callable[[float], RateResult],
+    rates: list[float],
+    target_ms: float,
+    refine: int,
+    on_result: Callable[[RateResult], None] | None = None,
+) -> Sweep:
+    """Measure rising rates until one misses the target badly, then bisect towards the knee ``refine``
+    times; when even the first rate misses, the bisection starts from zero, so a service that meets
+    the target only at light load still gets its highest passing rate rather than none."""
+    result = Sweep(name)
+
+    def run(rate: float) -> RateResult:
+        res = measure(rate)
+        result.results.append(res)
+        if on_result:
+            on_result(res)
+        return res
+
+    for rate in rates:
+        res = run(rate)
+        if res.percentile_ms(99, True) > 3 * target_ms or res.failure_rate > 0.2:
+            break
+    for _ in range(refine):
+        passing = [r.offered_pairs_s for r in result.results if r.meets(target_ms)]
+        failing = [r.offered_pairs_s for r in result.results if not r.meets(target_ms)]
+        low = max(passing, default=0.0)
+        high = min((f for f in failing if f > low), default=None)
+        if high is None or high - low < 0.03 * high:
+            break
+        run((low + high) / 2)
+    result.results.sort(key=lambda r: r.offered_pairs_s)
+    return result
 
 
 @dataclass
@@ -72,47 +91,6 @@ class StepResult:
     def achieved_pairs_s(self) -> float:
         return self.primary.pairs_s
 
-    def to_json(self) -> dict[str, object]:
-        out = asdict(self)
-        for name in ("primary", "shadow"):
-            stats: EndpointStats = getattr(self, name)
-            out[name]["error_share"] = round(stats.error_share, 5)
-            out[name]["shed_share"] = round(stats.shed_share, 5)
-        out["achieved_rps"] = self.primary.ok / self.wall_s if self.wall_s else 0.0
-        return _finite(out)
-
-
-def _finite(value: object) -> object:
-    """JSON has no infinity: an infinite latency (nothing answered) becomes null; floats are rounded."""
-    if isinstance(value, float):
-        return None if math.isinf(value) or math.isnan(value) else round(value, 3)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def endpoint_stats(outcomes: Sequence[Outcome], sent: Sequence[Sent], wall_s: float) -> EndpointStats:
-    """Statistics of one endpoint's measured outcomes; ``outcome.info`` is ``(variant, cached)``."""
-    stats = EndpointStats(requests=len(outcomes))
-    if not outcomes:
-        return stats
-    ok = [o for o in outcomes if o.status == 200]
-    stats.ok = len(ok)
-    stats.sheds = sum(o.status == 503 for o in outcomes)
-    stats.errors = stats.requests - stats.ok - stats.sheds
-    pairs = sum(sent[o.index].pairs for o in ok)
-    stats.pairs_s = pairs / wall_s if wall_s else 0.0
-    latency = RateResult(0.0, 0, list(outcomes))
-    stats.p50_ms, stats.p95_ms, stats.p99_ms = (latency.percentile_ms(q) for q in (50, 95, 99))
-    stats.p99_all_ms = latency.percentile_ms(99, count_failures=True)
-    cached = [o.info[1] for o in ok if o.info and o.info[1] is not None]
-    if pairs and cached:
-        stats.cache_hit_share = sum(cached) / pairs
-    stats.variants = dict(Counter(o.info[0] or "?" for o in ok if o.info))
-    return stats
-
 
 def judge(result: StepResult, plan: StepPlan) -> StepResult:
     """Mark ``result`` good or bad against the plan's target and thresholds, saying why."""
@@ -125,14 +103,10 @@ def judge(result: StepResult, plan: StepPlan) -> StepResult:
     if p.error_share > plan.max_error_share:
         problems.append(f"errors {100 * p.error_share:.1f}% > {100 * plan.max_error_share:g}%")
     if p.p99_ms > plan.p99_target_ms:
-        problems.append(f"p99 {_ms(p.p99_ms)} ms > {plan.p99_target_ms:g} ms")
+        problems.append(f"p99 {ms(p.p99_ms)} ms > {plan.p99_target_ms:g} ms")
     result.meets = not problems
-    result.why = "; ".join(problems) or f"p99 {_ms(p.p99_ms)} ms <= {plan.p99_target_ms:g} ms"
+    result.why = "; ".join(problems) or f"p99 {ms(p.p99_ms)} ms <= {plan.p99_target_ms:g} ms"
     return result
-
-
-def _ms(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.1f}"
 
 
 @dataclass
