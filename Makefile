@@ -34,7 +34,7 @@ test: install-dev deploy-tools
 
 # Benchmarks print numbers and write docs/ tables; run them on a quiet machine (nothing else running).
 bench: install-dev
-	$(PY) -m export.bench runs/bundle-full --checkpoint runs/student/best
+	$(VENV)/bin/relevance lab runtimes runs/bundle-full --checkpoint runs/student/best
 	$(PY) -m loadtest.bench --bundle $(BUNDLE)
 
 clean:

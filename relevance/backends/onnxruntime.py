@@ -59,7 +59,7 @@ class OnnxBackend:
             # needs to parse the next request; offline jobs keep spinning (the default) for throughput.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if profile_prefix:
-            # ORT's per-node trace (export.profile reads it); written by session.end_profiling()
+            # ORT's per-node trace (relevance lab profile reads it); written by session.end_profiling()
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
         self.providers = resolve_providers(providers)

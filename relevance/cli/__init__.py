@@ -70,3 +70,10 @@ except ModuleNotFoundError as exc:
 else:
     app.add_typer(teacher_app, name="teacher")
     app.command("annotate")(teacher_annotate)
+try:
+    from relevance.cli import lab
+except ModuleNotFoundError as exc:
+    if not _stage_missing(exc, "lab"):
+        raise
+else:
+    lab.register(app)

@@ -80,7 +80,7 @@ def _optimize(given: dict, extras: dict) -> None:
 
     Undoes ONNX Runtime fusions whose CPU kernels are slower than the ops they replace
     (SkipLayerNormalization, BiasGelu) and records the optimizers the service must disable.
-    `python -m export.profile OLD NEW` shows where the time went before and after."""
+    `relevance lab profile OLD NEW` shows where the time went before and after."""
     from export.config import OptimizeConfig
     from export.optimize import optimize_bundle
 

@@ -1,6 +1,6 @@
 """Where a bundle's inference time goes: ONNX Runtime's per-node profile, summed by operator type.
 
-    python -m export.profile models/default runs/bundle-new --data ../shared/data/homedepot
+    relevance lab profile models/default runs/bundle-new
 
 Every bundle scores the *same* padded batches of random test pairs (``--batch`` pairs each, the
 size of one request) through the serving backend (its session options and the manifest's
@@ -13,10 +13,8 @@ Markdown file.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import shlex
 import statistics
 import sys
 import tempfile
@@ -25,7 +23,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.bench import sample_batches, write_section
+from lab.config import ProfileConfig
+from lab.runtimes import sample_batches, write_section
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.model import BundleModel
@@ -101,42 +100,28 @@ def table(profiles: list[Profile]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundles", type=Path, nargs="+", help="bundle folders, profiled on the same batches")
-    parser.add_argument("--precision", help="graph to profile (default: each bundle's default)")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--batch", type=int, default=32, help="pairs per batch (one request's services)")
-    parser.add_argument("--batches", type=int, default=20, help="distinct batches, cycled")
-    parser.add_argument("--runs", type=int, default=60, help="profiled (and then timed) runs per bundle")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="Markdown file whose '## Where the time goes' section is replaced")
-    args = parser.parse_args(argv)
+def run(cfg: ProfileConfig, command: str) -> int:
+    """Profile every bundle on the same batches and print the table (and write it into ``cfg.out`` if
+    set); 2 if the data is missing. ``command`` is the command line recorded above the table."""
     try:
-        pairs = load_pairs(args.data, args.split)
+        pairs = load_pairs(cfg.data, cfg.split)
     except FileNotFoundError as err:
         print(f"profiling needs real pairs: {err}", file=sys.stderr)
         return 2
-    profiled = [profile_bundle(path, args.precision, pairs, args.batch, args.batches, args.runs, args.threads)
-                for path in args.bundles]
+    profiled = [profile_bundle(Path(path), cfg.precision or None, pairs, cfg.batch, cfg.batches, cfg.runs,
+                               cfg.threads) for path in cfg.bundles]
     profiles = [p for p, _, _ in profiled]
-    walls = time_interleaved([m for _, m, _ in profiled], [b for _, _, b in profiled], args.runs)
+    walls = time_interleaved([m for _, m, _ in profiled], [b for _, _, b in profiled], cfg.runs)
     for profile, wall in zip(profiles, walls, strict=True):
         profile.wall_ms = wall
-        print(f"{profile.label}: {wall:.1f} ms per batch of {args.batch}", flush=True)
-    command = "python -m export.profile " + shlex.join(argv if argv is not None else sys.argv[1:])
+        print(f"{profile.label}: {wall:.1f} ms per batch of {cfg.batch}", flush=True)
     section = "\n".join([
         "## Where the time goes (ONNX Runtime profile by operator)", "",
         f"Command: `{command}`  ",
-        (f"{args.runs} runs of padded batches of {args.batch} random `{args.split}` pairs ({args.batches} distinct), "
-         f"{args.threads} intra-op threads; kernel times from ORT's profiler; wall time without it, bundles taking turns batch by batch."), "",
+        (f"{cfg.runs} runs of padded batches of {cfg.batch} random `{cfg.split}` pairs ({cfg.batches} distinct), "
+         f"{cfg.threads} intra-op threads; kernel times from ORT's profiler; wall time without it, bundles taking turns batch by batch."), "",
         *table(profiles), ""])
     print(section)
-    if args.out:
-        write_section(args.out, "## Where the time goes", section)
+    if cfg.out:
+        write_section(Path(cfg.out), "## Where the time goes", section)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

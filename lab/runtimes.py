@@ -1,6 +1,6 @@
 """Throughput of the student under PyTorch eager, ONNX Runtime fp32 and ONNX Runtime INT8.
 
-    python -m export.bench models/default --checkpoint runs/student/best --data ../shared/data/homedepot
+    relevance lab runtimes models/default --checkpoint runs/student/best
 
 Every runtime scores the *same* batches of real pairs (random test-split pairs, so padding is what a
 request would see), with the same number of threads, in one run; the table reports pairs/s, the
@@ -9,10 +9,8 @@ median batch latency and the speed-up over PyTorch, and is written to ``docs/ben
 
 from __future__ import annotations
 
-import argparse
 import platform
 import random
-import shlex
 import statistics
 import sys
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lab.config import RuntimesConfig
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.model import BundleModel
@@ -65,41 +64,32 @@ def torch_runner(checkpoint: Path, threads: int) -> Runner:
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle", type=Path)
-    parser.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint (default: the bundle's source)")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--batch-sizes", default="1,8,32,64")
-    parser.add_argument("--batches", type=int, default=20, help="distinct batches per batch size")
-    parser.add_argument("--min-seconds", type=float, default=3.0, help="timed seconds per cell")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    args = parser.parse_args(argv)
+def run(cfg: RuntimesConfig, command: str) -> int:
+    """Time every runtime on the same batches and write the table into ``cfg.out``; 2 if the data is missing.
 
-    bundle = load_bundle(args.bundle)
+    ``command`` is the command line recorded above the table (the one that reproduces it)."""
+    bundle = load_bundle(cfg.bundle)
     try:
-        pairs = load_pairs(args.data, args.split)
+        pairs = load_pairs(cfg.data, cfg.split)
     except FileNotFoundError as err:
         print(f"benchmark needs real pairs: {err}", file=sys.stderr)
         return 2
-    checkpoint = args.checkpoint or Path(bundle.manifest.source_checkpoint)
+    checkpoint = Path(cfg.checkpoint or bundle.manifest.source_checkpoint)
     runners: dict[str, Runner] = {}
     if checkpoint.is_dir():
-        runners["PyTorch eager fp32"] = torch_runner(checkpoint, args.threads)
+        runners["PyTorch eager fp32"] = torch_runner(checkpoint, cfg.threads)
     else:
         print(f"no PyTorch checkpoint at {checkpoint}: the PyTorch column is skipped", file=sys.stderr)
-    models = {p: BundleModel.load(bundle, p, intra_op_threads=args.threads) for p in ("fp32", "int8")
+    models = {p: BundleModel.load(bundle, p, intra_op_threads=cfg.threads) for p in ("fp32", "int8")
               if any(g.precision == p for g in bundle.manifest.graphs)}
     runners |= {f"ORT {p}": m.backend.predict for p, m in models.items()}
     encoder = next(iter(models.values()))
 
     rng = random.Random(0)
     rows = []
-    for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        batches = sample_batches(encoder, pairs, bs, args.batches, rng)
-        cells = {name: time_runner(run, batches, args.min_seconds) for name, run in runners.items()}
+    for bs in cfg.batch_sizes:
+        batches = sample_batches(encoder, pairs, bs, cfg.batches, rng)
+        cells = {name: time_runner(runner, batches, cfg.min_seconds) for name, runner in runners.items()}
         rows.append((bs, cells))
         print(f"batch {bs}: " + "  ".join(f"{n} {c[0]:.0f} pairs/s" for n, c in cells.items()), flush=True)
 
@@ -111,20 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     for bs, cells in rows:
         lines.append(f"| {bs} | " + " | ".join(f"{cells[n][0]:.0f} ({cells[n][1]:.1f})" for n in names) + " | "
                      + " | ".join(f"{cells[n][0] / cells[base][0]:.2f}x" for n in names[1:]) + " |")
-    command = "python -m export.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     section = "\n".join([
         f"## Student throughput: PyTorch vs ONNX Runtime ({bundle.manifest.name} {bundle.manifest.version})",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {args.threads} threads per runtime, "
-        f"random `{args.split}` pairs (mean {np.mean([len(encoder.encode([p.query], [p.service])[0][0]) for p in pairs[:2000]]):.1f} tokens), "
-        f"{args.batches} distinct batches per size, >= {args.min_seconds:.0f} s per cell.",
+        (f"Machine: {platform.processor() or platform.machine()}, {cfg.threads} threads per runtime, "
+         f"random `{cfg.split}` pairs (mean {np.mean([len(encoder.encode([p.query], [p.service])[0][0]) for p in pairs[:2000]]):.1f} tokens), "
+         f"{cfg.batches} distinct batches per size, >= {cfg.min_seconds:.0f} s per cell."),
         "",
         *lines,
         "",
     ])
     print(section)
-    write_section(args.out, "## Student throughput", section)
+    write_section(Path(cfg.out), "## Student throughput", section)
     return 0
 
 
@@ -139,7 +128,3 @@ def write_section(path: Path, heading: str, section: str) -> None:
         text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,12 +1,14 @@
-"""The per-operator profile: ORT traces summed by op type, per run; the CLI writes a comparison table."""
+"""The per-operator profile: ORT traces summed by op type, per run; ``relevance lab profile`` writes a comparison table."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from typer.testing import CliRunner
 
-from export.profile import kernel_times, main
+from lab.profile import kernel_times
+from relevance.cli import app
 
 
 def test_kernel_times_sum_node_events_by_op_type_per_run(tmp_path):
@@ -25,16 +27,19 @@ def test_kernel_times_sum_node_events_by_op_type_per_run(tmp_path):
     assert nodes == {"MatMul": 1, "Gelu": 1}
 
 
-def test_profile_compares_bundles_on_the_same_batches(tiny_bundle, catalog_jsonl, tmp_path, capsys):
+def test_profile_compares_bundles_on_the_same_batches(tiny_bundle, catalog_jsonl, tmp_path):
     out = tmp_path / "bench.md"
-    code = main([str(tiny_bundle), str(tiny_bundle), "--data", str(catalog_jsonl), "--batch", "4",
-                 "--batches", "2", "--runs", "3", "--threads", "1", "--out", str(out)])
-    assert code == 0
+    result = CliRunner().invoke(app, ["lab", "profile", str(tiny_bundle), str(tiny_bundle), "--data", str(catalog_jsonl),
+                                      "--batch", "4", "--batches", "2", "--runs", "3", "--threads", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "## Where the time goes" in text and "| LayerNormalization |" in text
     assert text.count("tiny-student 0.0.1-test (int8)") == 2 and "(1.00x)" in text
+    # the recorded command is the one that reproduces the table: both bundles, then the options
+    assert f"Command: `relevance lab profile {tiny_bundle} {tiny_bundle} --data {catalog_jsonl} --batch 4" in text
 
 
-def test_profile_says_when_data_is_missing(tiny_bundle, tmp_path, capsys):
-    assert main([str(tiny_bundle), "--data", str(tmp_path / "nothing")]) == 2
-    assert "profiling needs real pairs" in capsys.readouterr().err
+def test_profile_says_when_data_is_missing(tiny_bundle, tmp_path):
+    result = CliRunner().invoke(app, ["lab", "profile", str(tiny_bundle), "--data", str(tmp_path / "nothing")])
+    assert result.exit_code == 2
+    assert "profiling needs real pairs" in result.stderr

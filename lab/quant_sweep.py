@@ -1,6 +1,6 @@
 """Compare INT8 schemes for a bundle's fp32 graph: dev label agreement with fp32, size, speed.
 
-    python -m export.quant_sweep runs/bundle-full --data ../shared/data/homedepot
+    relevance lab quant-sweep runs/bundle-full
 
 The parity gate (``relevance export``) judges only the scheme export uses; this sweep shows why
 that scheme: each candidate graph is built from the bundle's fused fp32 graph, scored on the whole
@@ -10,7 +10,6 @@ real test pairs with the same threads, in one run.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import onnx
 from export.mixed_precision import Batches, calibration_batches, matmul_input_ranges, plan_mixed
 from export.parity import batched_vs_alone
 from export.transforms import quantize_int8, quantize_per_tensor, weight_matmuls
+from lab.config import QuantSweepConfig
 from relevance.backends import OnnxBackend
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
@@ -60,21 +60,15 @@ def candidates(fp32: Path, calibration: Batches = ()) -> dict[str, Callable[[Pat
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle", type=Path, help="a bundle that ships the fp32 graph (relevance export without --ship)")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/homedepot"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=10, help="timed batches of 32 test pairs (each run 3 times)")
-    parser.add_argument("--calibration-split", default="teacher_train", help="split the mixed scheme plans on")
-    parser.add_argument("--calibration-pairs", type=int, default=1024)
-    args = parser.parse_args(argv)
+def run(cfg: QuantSweepConfig, command: str) -> int:
+    """Build, score and time every candidate scheme and print the table; 2 if the data is missing.
 
-    bundle = load_bundle(args.bundle)
-    reference = BundleModel.load(bundle, "fp32", intra_op_threads=args.threads)
+    ``command`` is the command line printed above the table (the one that reproduces it)."""
+    bundle = load_bundle(cfg.bundle)
+    reference = BundleModel.load(bundle, "fp32", intra_op_threads=cfg.threads)
     try:
-        dev, test = load_pairs(args.data, "dev"), load_pairs(args.data, "test")
-        calibration_pool = load_pairs(args.data, args.calibration_split)
+        dev, test = load_pairs(cfg.data, "dev"), load_pairs(cfg.data, "test")
+        calibration_pool = load_pairs(cfg.data, cfg.calibration_split)
     except FileNotFoundError as err:
         print(f"the sweep needs real pairs: {err}", file=sys.stderr)
         return 2
@@ -83,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     order = np.argsort([len(ids) for ids, _ in dev_examples], kind="stable")
     dev_batches = [order[i : i + 64] for i in range(0, len(order), 64)]
     calibration = calibration_batches(reference, random.Random(0).sample(
-        calibration_pool, min(args.calibration_pairs, len(calibration_pool))))
+        calibration_pool, min(cfg.calibration_pairs, len(calibration_pool))))
     rng = random.Random(0)
     timed = [reference.encoder.pad(encode([p.query for p in c], [p.service for p in c]))
-             for c in (rng.sample(test, 32) for _ in range(args.batches))]
+             for c in (rng.sample(test, 32) for _ in range(cfg.batches))]
 
     def measure(backend: OnnxBackend) -> tuple[np.ndarray, float, float]:
         probs = np.zeros((len(dev_examples), len(bundle.manifest.labels)), dtype=np.float32)
@@ -106,19 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, build) in enumerate(candidates(fp32_graph, calibration).items()):
             graph = build(Path(tmp) / f"candidate{i}.onnx")
-            probs, speed, batch = measure(OnnxBackend(graph, intra_op_threads=args.threads))
+            probs, speed, batch = measure(OnnxBackend(graph, intra_op_threads=cfg.threads))
             agreement = float((probs.argmax(1) == ref_probs.argmax(1)).mean())
             rows.append((name, agreement, float(np.abs(probs - ref_probs).max()), speed, batch, graph.stat().st_size))
             print(f"{name}: agreement {agreement:.4f}", flush=True)
-    print(f"\n`python -m export.quant_sweep {' '.join(argv if argv is not None else sys.argv[1:])}` "
-          f"({len(dev)} dev pairs; speed: batches of 32 test pairs, {args.threads} threads)\n")
+    print(f"\n`{command}` "
+          f"({len(dev)} dev pairs; speed: batches of 32 test pairs, {cfg.threads} threads)\n")
     print("| graph | dev label agreement with fp32 | max prob diff | pairs/s (batch 32) "
           "| max logit diff, batched vs alone | size MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, agreement, diff, speed, batch, size in rows:
         print(f"| {name} | {agreement:.2%} | {diff:.3f} | {speed:.0f} | {batch:.1e} | {size / 1e6:.1f} |")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
