@@ -1,4 +1,5 @@
-"""``create_app(settings)``: assembles the FastAPI app; the models load and warm up in its lifespan."""
+"""``create_app(settings)``: assembles the FastAPI app around one engine, which loads and warms up the
+models in the app's lifespan."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import routes
-from service.errors import install_error_handlers
+from service.engine import build_engine
+from service.error_responses import install_error_handlers
 from service.metrics import ServiceMetrics
 from service.middleware import BodyLimitMiddleware, ObservabilityMiddleware
-from service.runtime import build_runtime
 from service.settings import Settings, get_settings
 from service.variant import BackendWrapper
 
@@ -36,25 +37,27 @@ def create_app(settings: Settings | None = None, *, wrap_backend: BackendWrapper
     """The service app. ``wrap_backend(variant, backend)`` lets tests inject slow or failing backends."""
     settings = settings or get_settings()
     metrics = ServiceMetrics()
+    limits = settings.request_limits()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings, metrics, wrap_backend)
-        await runtime.start()
-        app.state.runtime = runtime
+        engine = build_engine(settings, metrics, wrap_backend)
+        await engine.start()
+        app.state.engine = engine
         try:
             yield
         finally:
-            app.state.runtime = None
-            await runtime.stop()
+            app.state.engine = None
+            await engine.stop()
 
     app = FastAPI(title="relevance-service", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.runtime = None
+    app.state.limits = limits
+    app.state.engine = None
     app.include_router(routes.router)
     install_error_handlers(app)
     # Added last = outermost: the access log and latency histogram also see requests refused for size.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app

@@ -1,4 +1,4 @@
-"""What a request's time limit bounds, and how the event loop's own delay is watched.
+"""What a request's time limit bounds: the caller's deadline or the default budget.
 
 Two budgets, as in Triton's queue policy (whose timeout covers the time a request waits):
 
@@ -15,10 +15,7 @@ and is never refused by estimate: it is dropped when the bound passes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,33 +61,3 @@ class Budget:
             "ms": self.ms,
             "bounds": "response" if self.bounds_compute else "queue_wait",
         }
-
-
-class LoopLag:
-    """How late the event loop wakes up: the delay every request pays before and after its compute.
-
-    A task sleeps ``interval_s`` and measures by how much it overslept. The reading rises at once
-    and falls by half per interval, so it tracks the recent worst rather than the average.
-    """
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        self.interval_s = interval_s
-        self.lag_s = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._watch(), name="loop-lag")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _watch(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(self.interval_s)
-            late = max(0.0, time.monotonic() - before - self.interval_s)
-            self.lag_s = max(late, self.lag_s / 2)

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_json
+from service.error_responses import error_json
 from service.logs import ACCESS_LOGGER
 from service.metrics import ServiceMetrics
 from service.schemas import REQUEST_ID_PATTERN

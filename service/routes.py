@@ -1,40 +1,46 @@
 """HTTP routes: ``POST /relevance``, ``POST /relevance/shadow``, ``/healthz``, ``/readyz``, ``/metrics``.
 
-Handlers only translate HTTP to :class:`~service.scoring.Scorer` calls and back; each states what it
-needs through the typed dependencies below.
+Handlers are thin: validate (the request schemas and their limits), call the
+:class:`~service.engine.Engine`, render the answer. Each states what it needs through the typed
+dependencies below.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.deadline import Budget
+from service.engine import Engine
 from service.errors import NotReady
 from service.metrics import CONTENT_TYPE, ServiceMetrics
-from service.runtime import Runtime
 from service.schemas import (
+    SCORING_ERRORS,
     AdmissionResponse,
-    ErrorResponse,
     HealthResponse,
     RelevanceRequest,
     RelevanceResponse,
+    RequestLimits,
 )
-from service.scoring import Scored, check_limits
+from service.scoring import Scored
 from service.variant import Variant
 
 router = APIRouter()
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    if runtime is None:
+def get_engine(request: Request) -> Engine:
+    engine: Engine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
         raise NotReady("models are still loading")
-    return runtime
+    return engine
+
+
+def get_limits(request: Request) -> RequestLimits:
+    return request.app.state.limits
 
 
 def get_metrics(request: Request) -> ServiceMetrics:
@@ -42,7 +48,8 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+LimitsDep = Annotated[RequestLimits, Depends(get_limits)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 # Optional headers typed without ``| None``: a header cannot be JSON null, and a nullable schema would
 # tell clients (and schemathesis) that the text "null" is a valid value.
@@ -57,25 +64,6 @@ DeadlineHeader = Annotated[
         "time the request waits behind others; its own compute is not bounded",
     ),
 ]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {
-        "model": ErrorResponse,
-        "description": "more than `max_services` services (setting, default 512) or a body over "
-        "`max_body_bytes` (default 4 MiB)",
-    },
-    422: {
-        "model": ErrorResponse,
-        "description": "invalid JSON, missing/empty field, wrong type, field over the "
-        "character cap, bad header; `fields` names each problem",
-    },
-    503: {
-        "model": ErrorResponse,
-        "description": "refused to keep the latency budget (deadline_unmeetable, "
-        "queue_full, expired_in_queue) or not ready; see Retry-After",
-    },
-}
-
 
 def _probs_json(labels: tuple[str, ...], probs: np.ndarray) -> list[dict[str, float]]:
     return [{label: round(p, 6) for label, p in zip(labels, row, strict=True)} for row in probs.tolist()]
@@ -113,55 +101,61 @@ def _response(
 
 
 async def _score(
-    request: Request, body: RelevanceRequest, runtime: Runtime, variant: Variant, deadline_ms: float | None
-) -> tuple[JSONResponse, Scored, list[dict[str, Any]]]:
-    s = runtime.settings
+    request: Request,
+    body: RelevanceRequest,
+    engine: Engine,
+    limits: RequestLimits,
+    variant: Variant,
+    deadline_ms: float | None,
+) -> JSONResponse:
     request.state.variant = variant.name
     if body.request_id:
         request.state.request_id = body.request_id
-    check_limits(body, s.max_services, s.max_field_chars)
-    budget = Budget.for_request(deadline_ms, s.default_deadline_ms, s.max_deadline_ms, request.state.started)
+    limits.check(body)
+    budget = engine.budget(deadline_ms, request.state.started)
     services = [svc.fields() for svc in body.services]
-    scored = await runtime.scorer.score(variant, body.query, services, budget)
+    scored = await engine.score(variant, body.query, services, budget)
     request.state.pairs, request.state.cached = len(services), scored.cached
-    return _response(request, body, variant, scored, budget), scored, services
+    return _response(request, body, variant, scored, budget)
 
 
 @router.post(
     "/relevance",
     response_model=RelevanceResponse,
-    responses=_ERRORS,
+    responses=SCORING_ERRORS,
     tags=["relevance"],
     summary="Score a query against its candidate services",
 )
 async def relevance(
     body: RelevanceRequest,
     request: Request,
-    runtime: RuntimeDep,
+    engine: EngineDep,
+    limits: LimitsDep,
     x_ab_bucket: BucketHeader = None,
     x_deadline_ms: DeadlineHeader = None,
 ) -> JSONResponse:
     """Scores in request order. ``score`` is the expected gain in [0, 1]; ``label`` the most probable class.
     ``X-AB-Bucket`` picks the variant; a sampled fraction is mirrored to the shadow after answering."""
-    variant = runtime.variants[runtime.router.route(x_ab_bucket)]
-    response, scored, services = await _score(request, body, runtime, variant, x_deadline_ms)
-    runtime.mirror.maybe_mirror(variant, body.query, services, scored.probs)
-    return response
+    variant = engine.variant_for(x_ab_bucket)
+    return await _score(request, body, engine, limits, variant, x_deadline_ms)
 
 
 @router.post(
     "/relevance/shadow",
     response_model=RelevanceResponse,
-    responses=_ERRORS,
+    responses=SCORING_ERRORS,
     tags=["relevance"],
     summary="Score with the shadow variant (mirrored traffic)",
 )
 async def relevance_shadow(
-    body: RelevanceRequest, request: Request, runtime: RuntimeDep, x_deadline_ms: DeadlineHeader = None
+    body: RelevanceRequest,
+    request: Request,
+    engine: EngineDep,
+    limits: LimitsDep,
+    x_deadline_ms: DeadlineHeader = None,
 ) -> JSONResponse:
     """Same contract as ``/relevance``, scored by the shadow variant on its own queue."""
-    response, _, _ = await _score(request, body, runtime, runtime.shadow, x_deadline_ms)
-    return response
+    return await _score(request, body, engine, limits, engine.shadow, x_deadline_ms)
 
 
 @router.get("/healthz", response_model=HealthResponse, tags=["operations"], summary="Liveness")
@@ -177,11 +171,11 @@ async def healthz() -> HealthResponse:
     summary="Readiness: every configured bundle loaded and warmed up",
 )
 async def readyz(request: Request) -> JSONResponse:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    ready = runtime is not None and runtime.ready
+    engine: Engine | None = getattr(request.app.state, "engine", None)
+    ready = engine is not None and engine.ready
     variants = (
         {}
-        if runtime is None
+        if engine is None
         else {
             v.name: {
                 "bundle": v.model.bundle.manifest.name,
@@ -189,7 +183,7 @@ async def readyz(request: Request) -> JSONResponse:
                 "precision": v.model.precision,
                 "queued_pairs": v.batcher.queued_pairs,
             }
-            for v in runtime.all_variants()
+            for v in engine.all_variants()
         }
     )
     body = HealthResponse(status="ready" if ready else "not_ready", variants=variants)
@@ -202,11 +196,11 @@ async def readyz(request: Request) -> JSONResponse:
     summary="What admission control believes now (read-only)",
     response_model=AdmissionResponse,
 )
-async def admission(runtime: RuntimeDep) -> AdmissionResponse:
+async def admission(engine: EngineDep) -> AdmissionResponse:
     """Per variant: the compute queued ahead, the live slowdown against the warm-up run profile, the
     estimated compute of lone requests of 1..256 services, and the profile itself (ms per ORT run by
     pairs x padded length). Why a request was refused can be read here and in the 503's message."""
-    return AdmissionResponse(variants={v.name: v.batcher.describe() for v in runtime.all_variants()})
+    return AdmissionResponse(variants={v.name: v.batcher.describe() for v in engine.all_variants()})
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)

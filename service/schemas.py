@@ -1,19 +1,24 @@
-"""The API contract of ``POST /relevance``: request, response and error bodies, with OpenAPI examples.
+"""The API contract of ``POST /relevance``: request, response and error bodies, with OpenAPI examples,
+and the request limits.
 
-Static rules live here (types, required fields, non-blank text), each expressed in the OpenAPI schema
-so that the schema refuses exactly what the service refuses. Caps that come from settings (services
-per request, characters per field) are checked in :func:`service.scoring.check_limits`, because a
-pydantic model is built before the settings are known; the field descriptions name them.
+Static rules live in the models (types, required fields, non-blank text), each expressed in the
+OpenAPI schema so that the schema refuses exactly what the service refuses. Caps that come from
+settings (services per request, characters per field, body bytes) are :class:`RequestLimits`, beside
+the models: a pydantic model is built before the settings are known, so the descriptions name the
+caps and their defaults, and :meth:`RequestLimits.check` enforces them on a parsed request (the body
+cap before parsing, in :class:`service.middleware.BodyLimitMiddleware`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 from pydantic_core import core_schema
 
 from relevance.bundle.manifest import field_text
+from service.errors import InvalidInput, PayloadTooLarge
 
 SERVICE_EXAMPLE = {
     "id": "100001",
@@ -40,6 +45,38 @@ RESPONSE_EXAMPLE = {
     "latency_ms": 7.9,
     "budget": {"source": "default", "ms": 100.0, "bounds": "queue_wait"},
 }
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Caps on one request, from settings (``max_services``, ``max_field_chars``, ``max_body_bytes``)."""
+
+    max_services: int = 512  # more is 413: the client splits the request
+    max_field_chars: int = 8192  # characters per text field; more is 422 naming each field
+    max_body_bytes: int = 4 * 1024 * 1024  # more is 413, refused before the body is read
+
+    def check(self, request: RelevanceRequest) -> None:
+        """Too many services is 413 (split the request); an over-long field is 422."""
+        if len(request.services) > self.max_services:
+            raise PayloadTooLarge(
+                f"{len(request.services)} services in one request; the limit is {self.max_services}"
+            )
+        cap = self.max_field_chars
+        too_long: list[FieldError] = []
+        if len(request.query) > cap:
+            too_long.append(FieldError(field="query", message=f"longer than {cap} characters"))
+        for i, service in enumerate(request.services):
+            for name, value in service.fields().items():
+                if value is not None and len(value) > cap:
+                    too_long.append(
+                        FieldError(field=f"services[{i}].{name}", message=f"longer than {cap} characters")
+                    )
+        if too_long:
+            names = ", ".join(f.field for f in too_long[:5])
+            raise InvalidInput(f"text fields over the {cap}-character cap: {names}", too_long)
+
+
+DEFAULTS = RequestLimits()  # the settings' defaults; the descriptions below name them
 
 
 # Visible ASCII only: the id goes back in a response header and into every log line.
@@ -96,11 +133,11 @@ ExtraField = (
 
 
 class ServiceIn(BaseModel):
-    """One candidate service. ``id`` and ``title`` are required. Any other field is a string, number,
-    boolean or null (objects and arrays are refused); it is scored when the bundle's text template
-    names it (e.g. ``brand``, ``description``), numbers and booleans as their JSON text, and ignored
-    otherwise. Each text, rendered numbers included, is at most ``max_field_chars`` characters
-    (setting, default 8192; longer is 422)."""
+    __doc__ = f"""One candidate service. ``id`` and ``title`` are required. Any other field is a
+    string, number, boolean or null (objects and arrays are refused); it is scored when the bundle's
+    text template names it (e.g. ``brand``, ``description``), numbers and booleans as their JSON text,
+    and ignored otherwise. Each text, rendered numbers included, is at most ``max_field_chars``
+    characters (setting, default {DEFAULTS.max_field_chars}; longer is 422)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"example": SERVICE_EXAMPLE})
     __pydantic_extra__: dict[str, ExtraField] = Field(init=False)
@@ -116,19 +153,20 @@ class ServiceIn(BaseModel):
 
 
 class RelevanceRequest(BaseModel):
-    """Unknown top-level fields are refused (422). ``services`` beyond ``max_services`` (setting,
-    default 512) is 413; ``query`` over ``max_field_chars`` characters (default 8192) is 422."""
+    __doc__ = f"""Unknown top-level fields are refused (422). ``services`` beyond ``max_services``
+    (setting, default {DEFAULTS.max_services}) is 413; ``query`` over ``max_field_chars`` characters
+    (default {DEFAULTS.max_field_chars}) is 422."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": REQUEST_EXAMPLE})
 
     query: Text = Field(
         description="the user's search query, with non-whitespace text; at most `max_field_chars` "
-        "characters (setting, default 8192; longer is 422)"
+        f"characters (setting, default {DEFAULTS.max_field_chars}; longer is 422)"
     )
     services: list[ServiceIn] = Field(
         min_length=1,
         description="candidates to score, at least one; results keep this order. More than "
-        "`max_services` (setting, default 512) is 413",
+        f"`max_services` (setting, default {DEFAULTS.max_services}) is 413",
     )
     request_id: str | None = Field(
         None,
@@ -196,6 +234,26 @@ class ErrorResponse(BaseModel):
     message: str
     request_id: str | None = None
     fields: list[FieldError] = Field(default_factory=list, description="the offending fields (422 only)")
+
+
+# The error answers of the scoring endpoints, as OpenAPI states them.
+SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ErrorResponse,
+        "description": f"more than `max_services` services (setting, default {DEFAULTS.max_services}) or a "
+        f"body over `max_body_bytes` (default {DEFAULTS.max_body_bytes // 2**20} MiB)",
+    },
+    422: {
+        "model": ErrorResponse,
+        "description": "invalid JSON, missing/empty field, wrong type, field over the "
+        "character cap, bad header; `fields` names each problem",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "refused to keep the latency budget (deadline_unmeetable, "
+        "queue_full, expired_in_queue) or not ready; see Retry-After",
+    },
+}
 
 
 class AdmissionResponse(BaseModel):

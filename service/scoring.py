@@ -1,7 +1,7 @@
-"""Score one request on one variant: limits, cache, admission, tokenisation, batcher, results.
+"""Score one request on one variant: cache, admission, tokenisation, batcher, results.
 
-The route handlers and the shadow mirror both go through :class:`Scorer`, so mirrored traffic is
-scored exactly like primary traffic, only on another variant with its own queue.
+The engine (for the routes) and the shadow mirror both go through :class:`Scorer`, so mirrored
+traffic is scored exactly like primary traffic, only on another variant with its own queue.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from service.batcher import Example
 from service.cache import CacheKey, ScoreCache
 from service.cost import Estimate
 from service.deadline import Budget
-from service.errors import InvalidInput, PayloadTooLarge
 from service.metrics import ServiceMetrics
-from service.schemas import FieldError, RelevanceRequest
 from service.variant import Variant
 
 
@@ -29,26 +27,6 @@ class Scored:
     probs: np.ndarray  # (services x labels), in request order
     cached: int
     estimate: Estimate | None = None  # admission's estimate for the misses (None: all cached)
-
-
-def check_limits(request: RelevanceRequest, max_services: int, max_field_chars: int) -> None:
-    """Caps from settings: too many services is 413 (split the request); an over-long field is 422."""
-    if len(request.services) > max_services:
-        raise PayloadTooLarge(f"{len(request.services)} services in one request; the limit is {max_services}")
-    too_long: list[FieldError] = []
-    if len(request.query) > max_field_chars:
-        too_long.append(FieldError(field="query", message=f"longer than {max_field_chars} characters"))
-    for i, service in enumerate(request.services):
-        for name, value in service.fields().items():
-            if value is not None and len(value) > max_field_chars:
-                too_long.append(
-                    FieldError(
-                        field=f"services[{i}].{name}", message=f"longer than {max_field_chars} characters"
-                    )
-                )
-    if too_long:
-        names = ", ".join(f.field for f in too_long[:5])
-        raise InvalidInput(f"text fields over the {max_field_chars}-character cap: {names}", too_long)
 
 
 class Scorer:

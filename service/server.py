@@ -30,9 +30,9 @@ class DrainingServer(uvicorn.Server):
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        runtime = getattr(self._app.state, "runtime", None)
-        if runtime is not None and runtime.ready:
-            runtime.set_ready(False)
+        engine = getattr(self._app.state, "engine", None)
+        if engine is not None and engine.ready:
+            engine.set_ready(False)
             log.info(
                 "draining", extra={"signal": sig, "drain_timeout_s": self.config.timeout_graceful_shutdown}
             )

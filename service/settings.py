@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from relevance.bundle.manifest import Precision
+from service.schemas import DEFAULTS, RequestLimits
 
 ENV_PREFIX = "RELEVANCE_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
@@ -87,9 +88,15 @@ class Settings(BaseSettings):
     max_deadline_ms: float = Field(
         60_000.0, gt=0, description="X-Deadline-Ms values above this are clamped to it"
     )
-    max_services: int = Field(512, gt=0, description="services per request beyond which the answer is 413")
-    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="request body size beyond which 413")
-    max_field_chars: int = Field(8192, gt=0, description="characters per text field beyond which 422")
+    max_services: int = Field(
+        DEFAULTS.max_services, gt=0, description="services per request beyond which the answer is 413"
+    )
+    max_body_bytes: int = Field(
+        DEFAULTS.max_body_bytes, gt=0, description="request body size beyond which 413"
+    )
+    max_field_chars: int = Field(
+        DEFAULTS.max_field_chars, gt=0, description="characters per text field beyond which 422"
+    )
 
     # --- cache ----------------------------------------------------------------------------------
     cache_enabled: bool = Field(True, description="LRU cache of scored (query, service text) pairs")
@@ -124,6 +131,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"ab_buckets name unknown variants {unknown}; known variants: {sorted(known)}")
         return self
+
+    def request_limits(self) -> RequestLimits:
+        return RequestLimits(
+            max_services=self.max_services,
+            max_field_chars=self.max_field_chars,
+            max_body_bytes=self.max_body_bytes,
+        )
 
     def variant_bundles(self) -> dict[str, Path]:
         """Primary variants in routing order: the default first."""

@@ -81,7 +81,7 @@ async def test_a_request_larger_than_a_step_spans_steps_and_keeps_order(make_set
 async def test_a_failing_run_does_not_poison_the_other_requests_of_its_batch(make_settings):
     backends = Backends()
     async with running(make_settings(cache_enabled=False), backends) as (app, client):
-        runner = app.state.runtime.variants["control"].model
+        runner = app.state.engine.variants["control"].model
         real_run = runner.run
         poison_id = runner.encoder.tokenizer.token_to_id("rake")  # a word only the poison request has
 

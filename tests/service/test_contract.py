@@ -45,7 +45,7 @@ async def test_probes(make_settings):
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert set(ready.json()["variants"]) == {"control", "shadow"}
-        app.state.runtime.set_ready(False)  # what SIGTERM does before draining
+        app.state.engine.set_ready(False)  # what SIGTERM does before draining
         assert (await client.get("/readyz")).status_code == 503
 
 

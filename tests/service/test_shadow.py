@@ -10,7 +10,7 @@ from tests.service.support import Backends, body, running, scrape
 
 
 async def wait_for_mirrors(app, timeout: float = 5.0) -> None:
-    mirror = app.state.runtime.mirror
+    mirror = app.state.engine.mirror
     until = time.monotonic() + timeout
     while mirror.pending and time.monotonic() < until:
         await asyncio.sleep(0.01)
@@ -42,7 +42,7 @@ async def test_sampled_traffic_is_mirrored_and_agreement_recorded(make_settings)
 async def test_unsampled_traffic_is_not_mirrored(make_settings):
     async with running(make_settings(shadow_sample_rate=0.0)) as (app, client):
         await client.post("/relevance", json=body())
-        assert app.state.runtime.mirror.pending == 0
+        assert app.state.engine.mirror.pending == 0
         assert await scrape(client, "relevance_shadow_compared_pairs_total", agree="true") == 0
 
 

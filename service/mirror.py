@@ -1,4 +1,4 @@
-"""Which variant scores a request (A/B buckets) and the background mirroring of traffic to the shadow.
+"""The shadow mirror: a sampled fraction of primary traffic scored again, in the background, by the shadow.
 
 The mirror is built so the shadow can never hurt the primary: mirrored work starts only after the
 primary answer is ready, runs as a detached task on the shadow's own batcher and bounded queue, and
@@ -25,24 +25,6 @@ from service.variant import Variant
 log = logging.getLogger(__name__)
 
 DropReason = Literal["queue_full", "error", "timeout", "expired"]
-
-
-class Router:
-    def __init__(self, buckets: dict[str, str], default: str, metrics: ServiceMetrics) -> None:
-        self.buckets = buckets
-        self.default = default
-        self.metrics = metrics
-
-    def route(self, bucket: str | None) -> str:
-        """The variant for an ``X-AB-Bucket`` value; the default (counted) when it is absent or unknown."""
-        if not bucket:
-            self.metrics.ab_fallback.labels(reason="no_header").inc()
-            return self.default
-        variant = self.buckets.get(bucket)
-        if variant is None:
-            self.metrics.ab_fallback.labels(reason="unknown_bucket").inc()
-            return self.default
-        return variant
 
 
 class ShadowMirror:

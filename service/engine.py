@@ -1,4 +1,11 @@
-"""Everything the routes need at run time: built from settings in the app's lifespan, torn down after it."""
+"""The engine: the one façade the routes call (in the spirit of TEI's ``Infer``, Triton's model manager).
+
+It owns the loaded variants (the primary ones by name and the shadow), picks a request's variant from
+its A/B bucket, scores through the :class:`~service.scoring.Scorer` (cache, admission, tokenisation,
+batcher) and mirrors a sample of primary traffic to the shadow (:class:`~service.mirror.ShadowMirror`).
+:func:`build_engine` loads it from settings in the app's lifespan, which starts it (warm-up) and stops
+it after serving.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,15 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.batcher import BatchLimits
 from service.cache import ScoreCache
-from service.deadline import LoopLag
+from service.deadline import Budget
+from service.event_loop import LoopLag, nice_other_threads, nice_thread
 from service.metrics import ServiceMetrics
-from service.priority import nice_other_threads, nice_thread
-from service.routing import Router, ShadowMirror
-from service.scoring import Scorer
+from service.mirror import ShadowMirror
+from service.scoring import Scored, Scorer
 from service.settings import DEFAULT_VARIANT, SHADOW_VARIANT, Settings
 from service.variant import BackendWrapper, ModelLoader, Variant, build_variant
 
@@ -21,12 +29,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
+class Engine:
     settings: Settings
     metrics: ServiceMetrics
     variants: dict[str, Variant]  # primary variants by name; the default is DEFAULT_VARIANT
     shadow: Variant
-    router: Router
     scorer: Scorer
     mirror: ShadowMirror
     tokenize_pool: ThreadPoolExecutor
@@ -36,6 +43,33 @@ class Runtime:
 
     def all_variants(self) -> list[Variant]:
         return [*self.variants.values(), self.shadow]
+
+    def variant_for(self, bucket: str | None) -> Variant:
+        """The primary variant of an ``X-AB-Bucket`` value (``ab_buckets``); the default, counted, when
+        the header is absent or names an unknown bucket."""
+        if not bucket:
+            self.metrics.ab_fallback.labels(reason="no_header").inc()
+            return self.variants[DEFAULT_VARIANT]
+        name = self.settings.ab_buckets.get(bucket)
+        if name is None:
+            self.metrics.ab_fallback.labels(reason="unknown_bucket").inc()
+            return self.variants[DEFAULT_VARIANT]
+        return self.variants[name]
+
+    def budget(self, deadline_ms: float | None, started: float) -> Budget:
+        """The caller's ``X-Deadline-Ms`` or, without it, the default budget; both clamped."""
+        s = self.settings
+        return Budget.for_request(deadline_ms, s.default_deadline_ms, s.max_deadline_ms, started)
+
+    async def score(
+        self, variant: Variant, query: str, services: list[dict[str, Any]], budget: Budget
+    ) -> Scored:
+        """Score on ``variant`` (see :meth:`Scorer.score` for what it raises); a sampled fraction of
+        primary traffic is then mirrored to the shadow, in the background."""
+        scored = await self.scorer.score(variant, query, services, budget)
+        if variant is not self.shadow:
+            self.mirror.maybe_mirror(variant, query, services, scored.probs)
+        return scored
 
     def set_ready(self, ready: bool) -> None:
         self.ready = ready
@@ -83,9 +117,9 @@ def batch_limits(settings: Settings, max_queue_pairs: int) -> BatchLimits:
     )
 
 
-def build_runtime(
+def build_engine(
     settings: Settings, metrics: ServiceMetrics, wrap_backend: BackendWrapper | None = None
-) -> Runtime:
+) -> Engine:
     """Load every configured bundle (checksums verified) and assemble the serving objects."""
     started = time.perf_counter()
     loader = ModelLoader(settings.providers, settings.intra_op_threads, settings.ort_allow_spinning)
@@ -112,12 +146,11 @@ def build_runtime(
         max_workers=2, thread_name_prefix="tokenize", initializer=nice_thread, initargs=(settings.worker_nice,)
     )
     scorer = Scorer(cache, pool, metrics)
-    runtime = Runtime(
+    engine = Engine(
         settings=settings,
         metrics=metrics,
         variants=variants,
         shadow=shadow,
-        router=Router(settings.ab_buckets, DEFAULT_VARIANT, metrics),
         scorer=scorer,
         mirror=ShadowMirror(
             shadow, scorer, settings.shadow_sample_rate, settings.shadow_deadline_ms / 1000, metrics
@@ -129,8 +162,8 @@ def build_runtime(
         "bundles loaded",
         extra={
             "seconds": round(time.perf_counter() - started, 2),
-            "variants": sorted(runtime.variants),
+            "variants": sorted(engine.variants),
             "shadow": str(shadow.model.bundle.root),
         },
     )
-    return runtime
+    return engine
