@@ -5,7 +5,7 @@ ONNX Runtime fuses a BERT layer's ``bias + residual + LayerNorm`` into ``SkipLay
 and ``bias + GELU`` into ``BiasGelu``. On CPU those contrib kernels are not the fast path: the
 student's padded batch of 32 x 48 tokens spends more time in its 12 ``SkipLayerNormalization`` nodes
 than in half of its INT8 MatMuls, while ``Add`` + ``Add`` + ``LayerNormalization`` (opset 17) does the
-same arithmetic several times faster (``python -m export.profile``: the table in docs/benchmarks.md).
+same arithmetic several times faster (``relevance lab profile``: the table in docs/benchmarks.md).
 
 :func:`split_slow_fusions` rewrites them back into those standard ops:
 

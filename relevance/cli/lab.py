@@ -8,31 +8,12 @@ Each tool records the ``relevance lab ...`` command that reproduces its table.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from pathlib import Path
-from types import SimpleNamespace
 
 import typer
 
 from lab.config import ProfileConfig, QuantSweepConfig, RuntimesConfig
 from relevance.cli.options import Extra, command_line, config_command
-
-PROGRAM = "relevance lab"
-
-
-def _recorded(ctx: typer.Context) -> str:
-    """The ``relevance lab ...`` command of this run, bundles first as a reader writes it.
-
-    :func:`command_line` writes the options; it would put arguments where click parsed them (after
-    the options) and a list argument (``profile``'s bundles) as one value."""
-    arguments = [p.name for p in ctx.command.params if getattr(p, "param_type_name", "") == "argument"]
-    options = {name: value for name, value in ctx.params.items() if name not in arguments}
-    line = command_line(SimpleNamespace(info_name=ctx.info_name, command=ctx.command, params=options), PROGRAM)
-    head = f"{PROGRAM} {ctx.info_name}"
-    values = [v for name in arguments
-              for v in (ctx.params[name] if isinstance(ctx.params[name], (list, tuple)) else [ctx.params[name]])]
-    return " ".join([head, *(shlex.quote(str(v)) for v in values)]) + line[len(head):]
-
 
 def _done(code: int) -> None:
     if code:
@@ -43,7 +24,7 @@ def _runtimes(given: dict, extras: dict) -> None:
     """Throughput of the student under PyTorch eager, ONNX Runtime fp32 and INT8 on the same batches, into --out."""
     from lab.runtimes import run
 
-    _done(run(RuntimesConfig(**given, bundle=str(extras["bundle"])), _recorded(extras["ctx"])))
+    _done(run(RuntimesConfig(**given, bundle=str(extras["bundle"])), command_line(extras["ctx"])))
 
 
 def _profile(given: dict, extras: dict) -> None:
@@ -51,14 +32,14 @@ def _profile(given: dict, extras: dict) -> None:
     from lab.profile import run
 
     cfg = ProfileConfig(**given, bundles=tuple(str(b) for b in extras["bundles"]))
-    _done(run(cfg, _recorded(extras["ctx"])))
+    _done(run(cfg, command_line(extras["ctx"])))
 
 
 def _quant_sweep(given: dict, extras: dict) -> None:
     """INT8 schemes for a bundle's fp32 graph: dev label agreement with fp32, size and speed, in one run."""
     from lab.quant_sweep import run
 
-    _done(run(QuantSweepConfig(**given, bundle=str(extras["bundle"])), _recorded(extras["ctx"])))
+    _done(run(QuantSweepConfig(**given, bundle=str(extras["bundle"])), command_line(extras["ctx"])))
 
 
 def register(app: typer.Typer) -> None:

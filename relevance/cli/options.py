@@ -139,19 +139,29 @@ def config_command(
 
 def command_line(ctx: typer.Context, program: str = "relevance") -> str:
     """The command that reproduces this run, rebuilt from the parsed options (not from sys.argv,
-    which under a test runner or ``python -m`` names the runner, not this command)."""
-    parts = [program, ctx.info_name or ""]
-    params = {p.name: p for p in ctx.command.params}
-    for name, value in ctx.params.items():
-        param = params[name]
+    which under a test runner or ``python -m`` names the runner, not this command): the command's
+    path below the program (``relevance lab profile``), its arguments in order, then the options
+    that were set."""
+    names, parent = [], ctx
+    while parent is not None and parent.parent is not None:  # the root's name is the runner's, not ours
+        names.append(parent.info_name or "")
+        parent = parent.parent
+    parts = [program, *reversed(names)]
+    params = [p for p in ctx.command.params if p.name in ctx.params]
+    for param in params:  # arguments first, as a reader writes them
+        if getattr(param, "param_type_name", "") == "argument":
+            value = ctx.params[param.name]
+            parts += [shlex.quote(str(v)) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    for param in params:
+        value = ctx.params[param.name]
+        if getattr(param, "param_type_name", "") == "argument":
+            continue
         if value is False and param.default is None and getattr(param, "secondary_opts", None):
             parts.append(param.secondary_opts[0])  # an explicit --no-flag of a generated option
             continue
         if value is None or value is False or value == () or value == "":
             continue
-        if getattr(param, "param_type_name", "") == "argument":
-            parts.append(shlex.quote(str(value)))
-        elif value is True:
+        if value is True:
             parts.append(param.opts[0])
         elif isinstance(value, (list, tuple)):
             for item in value:
