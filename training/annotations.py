@@ -1,41 +1,34 @@
-"""Teacher annotations: read the teacher's JSONL, join it onto pairs by id, and write synthetic ones.
+"""Teacher annotations on the training side: join them onto pairs by id, score the teacher, and make
+synthetic ones for fixture data.
 
-One record per line, keyed by the data's pair id (ids and teacher outputs only). The records of
-``relevance annotate`` (:mod:`training.teacher.annotate`)::
+Annotation files are read with :mod:`relevance.annotations.reader` (the record contract is
+:mod:`relevance.annotations.schema`): failed and unusable records are skipped and counted by
+reason, the last record of an id wins, and missing probabilities fall back to one-hot.
+:func:`load_annotated_pairs` joins the usable ones onto a split's pairs (``Pair.teacher``).
 
-    {"id": "123", "status": "ok",
-     "teacher": {"label": "partial", "probs": {"irrelevant": 0.1, "partial": 0.7, "exact": 0.2},
-                 "reasoning": "...", "name": "SmolLM2-135M-Instruct", "version": "dapt+sft+dpo@...",
-                 "prompt_version": "chain-v1", "attempts": 1}}
-    {"id": "124", "status": "failed", "teacher": {"error": "no 'Label:' line", ...}}
-
-and the flat form ``{"id", "label", "probs", "reasoning", "teacher": "name/version", "prompt_version"}``
-are both read.
-
-A record is *failed* and skipped (counted by reason, never given a label) when the line is not
-JSON, has no id, has ``status`` ``failed`` or carries ``"error"`` / ``"failed"``, or its label is
-missing or not one of :data:`~relevance.labels.LABELS`. Probabilities are re-normalised over the
-labels; a record without usable ``probs`` falls back to a one-hot distribution on its label
-(counted). When an id appears twice (a resumed run), the last record wins.
-
-:func:`synthetic_annotations` writes such a file for fixture data (tests, development): label from
+:func:`synthetic_annotations` writes such records for fixture data (tests, development): label from
 the fixture's rule with some noise, peaked probabilities, a short reasoning that names product
 types and departments. It is test data, never a teacher's output.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from relevance.annotations.reader import AnnotationStats, read_annotations
+from relevance.annotations.schema import (
+    AnnotatedRecord,
+    FailedRecord,
+    TeacherFailure,
+    TeacherLabel,
+    record_json,
+)
 from relevance.data import Pair, load_pairs
 from relevance.labels import DEFAULT_RATINGS, LABELS
 from relevance.metrics import evaluate
@@ -43,93 +36,6 @@ from relevance.metrics import evaluate
 log = logging.getLogger(__name__)
 
 SYNTHETIC_TEACHER = "synthetic-fixture/0"
-
-
-class AnnotationError(ValueError):
-    """One annotation record is unusable; the message is the reason it is counted under."""
-
-
-@dataclass
-class AnnotationStats:
-    """What reading and joining an annotation file found (logged, and kept in the run's metadata)."""
-
-    records: int = 0
-    usable: int = 0
-    duplicates: int = 0
-    one_hot_probs: int = 0
-    failed: Counter = field(default_factory=Counter)
-    matched: int = 0
-    unannotated_pairs: int = 0
-    unknown_ids: int = 0
-    teachers: Counter = field(default_factory=Counter)
-
-    def to_json(self) -> dict:
-        return {**self.__dict__, "failed": dict(self.failed), "teachers": dict(self.teachers)}
-
-
-def _probs(obj: dict, label: str) -> tuple[dict[str, float], bool]:
-    raw = obj.get("probs")
-    if isinstance(raw, Mapping):
-        try:
-            values = [float(raw.get(lbl, 0.0)) for lbl in LABELS]
-        except (TypeError, ValueError):
-            values = []
-        if values and all(math.isfinite(v) and v >= 0 for v in values) and sum(values) > 0:
-            total = sum(values)
-            return {lbl: v / total for lbl, v in zip(LABELS, values)}, False
-    return {lbl: float(lbl == label) for lbl in LABELS}, True
-
-
-def parse_record(obj: object) -> tuple[str, dict, bool]:
-    """``(id, teacher dict for Pair.teacher, probs were missing)`` or :class:`AnnotationError`."""
-    if not isinstance(obj, dict):
-        raise AnnotationError("not an object")
-    if isinstance(obj.get("teacher"), dict):  # relevance annotate's nested record
-        inner = obj["teacher"]
-        name = "/".join(str(inner[k]) for k in ("name", "version") if inner.get(k))
-        obj = {**inner, "id": obj.get("id"), "teacher": name or None,
-               "failed": obj.get("status") == "failed" or inner.get("failed")}
-    if obj.get("id") in (None, ""):
-        raise AnnotationError("no id")
-    if obj.get("error") or obj.get("failed"):
-        raise AnnotationError("teacher failure")
-    label = obj.get("label")
-    if label not in LABELS:
-        raise AnnotationError("no label" if label is None else "unknown label")
-    probs, one_hot = _probs(obj, label)
-    teacher = {
-        "label": label,
-        "probs": probs,
-        "reasoning": str(obj.get("reasoning") or ""),
-        "teacher": obj.get("teacher"),
-        "prompt_version": obj.get("prompt_version"),
-    }
-    return str(obj["id"]), teacher, one_hot
-
-
-def read_annotations(path: str | Path) -> tuple[dict[str, dict], AnnotationStats]:
-    """Usable annotations by pair id, and counts of what was skipped and why."""
-    stats = AnnotationStats()
-    by_id: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            stats.records += 1
-            try:
-                pair_id, teacher, one_hot = parse_record(json.loads(line))
-            except json.JSONDecodeError:
-                stats.failed["not JSON"] += 1
-                continue
-            except AnnotationError as err:
-                stats.failed[str(err)] += 1
-                continue
-            stats.duplicates += pair_id in by_id
-            stats.one_hot_probs += one_hot
-            by_id[pair_id] = teacher
-    stats.usable = len(by_id)
-    stats.teachers = Counter(str(t["teacher"]) for t in by_id.values())
-    return by_id, stats
 
 
 def attach_annotations(pairs: Sequence[Pair], annotations: Mapping[str, dict], stats: AnnotationStats) -> list[Pair]:
@@ -203,8 +109,8 @@ def synthetic_annotations(
 
     With a ``taxonomy`` (department -> product types, as the test fixtures define) the label and
     the reasoning come from the product types named in query and title; otherwise from the pair's
-    own human label, with a reasoning that restates query and title. Records have the layout of
-    ``relevance annotate``; a share ``failure_rate`` of them are failures, to exercise the skipping.
+    own human label, with a reasoning that restates query and title. Records are the JSON objects of
+    :mod:`relevance.annotations.schema`; a share ``failure_rate`` of them are failures, to exercise the skipping.
     """
     rng = random.Random(seed)
     name, _, version = teacher.partition("/")
@@ -212,7 +118,8 @@ def synthetic_annotations(
     records = []
     for pair in pairs:
         if rng.random() < failure_rate:
-            records.append({"id": pair.id, "status": "failed", "teacher": {"error": "unparseable output", **meta}})
+            records.append(record_json(FailedRecord(id=pair.id, teacher=TeacherFailure(
+                error="unparseable output", **meta))))
             continue
         found = _rule(pair.query, pair.service["title"], taxonomy) if taxonomy else None
         if found:
@@ -225,15 +132,6 @@ def synthetic_annotations(
         rest = [rng.random() + 1e-3 for _ in LABELS[1:]]
         others = iter([(1 - top) * r / sum(rest) for r in rest])
         probs = {lbl: round(top if lbl == label else next(others), 4) for lbl in LABELS}
-        records.append({"id": pair.id, "status": "ok", "teacher": {
-            "label": label, "probs": probs, "reasoning": f"{query_side} ; {service_side}", **meta}})
+        records.append(record_json(AnnotatedRecord(id=pair.id, teacher=TeacherLabel(
+            label=label, probs=probs, reasoning=f"{query_side} ; {service_side}", **meta))))
     return records
-
-
-def write_annotations(records: Iterable[dict], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path

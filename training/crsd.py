@@ -22,10 +22,11 @@ from collections import Counter
 import torch
 from torch import nn
 
+from relevance.annotations.reader import AnnotationStats
 from relevance.data import Pair, load_pairs
 from relevance.encoding import PairEncoder
 from relevance.labels import DEFAULT_RATINGS, LABELS, label_index
-from training.annotations import AnnotationStats, load_annotated_pairs
+from training.annotations import load_annotated_pairs
 from training.config import PRESETS, CRSDConfig
 from training.losses.crsd import CRSDLoss, ViewOutputs
 from training.losses.relevance import RelevanceLoss, class_weights_from_counts

@@ -62,10 +62,10 @@ except ModuleNotFoundError as exc:
     if not _stage_missing(exc, "export"):
         raise
 try:
-    from training.teacher.cli import annotate as teacher_annotate
-    from training.teacher.cli import teacher_app
+    from teacher.cli import annotate as teacher_annotate
+    from teacher.cli import teacher_app
 except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "training"):
+    if not _stage_missing(exc, "teacher"):
         raise
 else:
     app.add_typer(teacher_app, name="teacher")
@@ -77,3 +77,9 @@ except ModuleNotFoundError as exc:
         raise
 else:
     lab.register(app)
+try:
+    from relevance.cli import loadtest
+    loadtest.register(app)
+except ModuleNotFoundError as exc:
+    if not _stage_missing(exc, "loadtest"):
+        raise

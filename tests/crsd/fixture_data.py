@@ -28,22 +28,18 @@ def write_crsd_catalog(path: Path, n: int = 500, seed: int = 1) -> Path:
 
 
 def write_pool_annotations(data: Path, path: Path) -> Path:
+    from relevance.annotations.writer import write_annotations
     from relevance.data import load_pairs
-    from training.annotations import synthetic_annotations, write_annotations
+    from training.annotations import synthetic_annotations
 
     return write_annotations(synthetic_annotations(load_pairs(data, "pool"), DEPARTMENTS, noise=0.1, seed=0), path)
 
 
 def write_teacher_metrics(data: Path, path: Path) -> Path:
     """The synthetic teacher's test-split metrics, as a teacher evaluation would write them."""
+    from relevance.annotations.reader import AnnotationStats, parse_record
     from relevance.data import load_pairs
-    from training.annotations import (
-        AnnotationStats,
-        attach_annotations,
-        parse_record,
-        synthetic_annotations,
-        teacher_metrics,
-    )
+    from training.annotations import attach_annotations, synthetic_annotations, teacher_metrics
 
     test = load_pairs(data, "test")
     records = synthetic_annotations(test, DEPARTMENTS, noise=0.1, failure_rate=0, seed=1)

@@ -1,4 +1,7 @@
-"""Joining teacher annotations onto pairs: failed records skipped and counted, never given a label."""
+"""Joining teacher annotations onto pairs: failed records skipped and counted, never given a label.
+
+Reading annotation files (record shapes, failure reasons, probabilities) is tested with the contract,
+in ``tests/relevance/test_annotations.py``."""
 
 from __future__ import annotations
 
@@ -8,54 +11,22 @@ import pytest
 
 from relevance.data import load_pairs
 from tests.fixtures import DEPARTMENTS
+from tests.relevance.test_annotations import write_mixed
 from training.annotations import (
     load_annotated_pairs,
-    read_annotations,
     synthetic_annotations,
     teacher_metrics,
 )
 
 
-def test_failed_and_malformed_records_are_skipped_and_counted(tmp_path, crsd_data):
+def test_failed_and_unknown_records_are_left_out_of_the_join(tmp_path, crsd_data):
     pool = load_pairs(crsd_data, "pool")
-    lines = [
-        {"id": pool[0].id, "label": "exact", "probs": {"irrelevant": 1, "partial": 1, "exact": 2}, "reasoning": "r0",
-         "teacher": "t/1", "prompt_version": "v1"},
-        {"id": pool[1].id, "label": None, "error": "timeout"},
-        {"id": pool[2].id, "label": "relevant"},
-        {"id": pool[3].id, "label": "partial", "probs": "garbage"},
-        {"id": "not-in-pool", "label": "exact", "probs": {"exact": 1.0}},
-        {"id": pool[0].id, "label": "partial", "probs": {"partial": 1.0}, "reasoning": "resumed"},
-        # the nested records of `relevance annotate`
-        {"id": pool[4].id, "status": "ok", "teacher": {"label": "irrelevant", "probs": {"irrelevant": 0.8,
-         "partial": 0.1, "exact": 0.1}, "reasoning": "Type: differs", "name": "smol", "version": "sft@1",
-         "prompt_version": "chain-v1", "attempts": 1}},
-        {"id": pool[5].id, "status": "failed", "teacher": {"error": "no 'Label:' line", "name": "smol"}},
-    ]
-    path = tmp_path / "ann.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + "{truncated\n\n")
-    by_id, stats = read_annotations(path)
-    assert stats.records == 9 and stats.usable == 4 and stats.duplicates == 1 and stats.one_hot_probs == 1
-    assert dict(stats.failed) == {"teacher failure": 2, "unknown label": 1, "not JSON": 1}
-    assert by_id[pool[0].id]["reasoning"] == "resumed"  # the last record of an id wins
-    assert by_id[pool[3].id]["probs"] == {"irrelevant": 0.0, "partial": 1.0, "exact": 0.0}
-    nested = by_id[pool[4].id]
-    assert nested["label"] == "irrelevant" and nested["teacher"] == "smol/sft@1"
-    assert nested["reasoning"] == "Type: differs" and nested["prompt_version"] == "chain-v1"
-
+    path = write_mixed(tmp_path / "ann.jsonl", [p.id for p in pool[:6]])
     pairs, stats = load_annotated_pairs(crsd_data, "pool", path)
     assert [p.id for p in pairs] == [pool[0].id, pool[3].id, pool[4].id]
     assert stats.matched == 3 and stats.unknown_ids == 1 and stats.unannotated_pairs == len(pool) - 3
     assert pairs[0].label == pool[0].label  # the human label stays; the teacher's sits beside it
-
-
-def test_probabilities_are_normalised_over_the_labels(tmp_path, crsd_data):
-    pool = load_pairs(crsd_data, "pool")
-    path = tmp_path / "a.jsonl"
-    path.write_text(json.dumps({"id": pool[0].id, "label": "exact",
-                                "probs": {"irrelevant": 1, "partial": 1, "exact": 2}}) + "\n")
-    probs = read_annotations(path)[0][pool[0].id]["probs"]
-    assert probs == {"irrelevant": 0.25, "partial": 0.25, "exact": 0.5}
+    assert pairs[0].teacher["reasoning"] == "resumed"
 
 
 def test_no_usable_annotation_is_an_error(tmp_path, crsd_data):

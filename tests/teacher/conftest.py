@@ -19,8 +19,8 @@ def tiny_lm(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dapt_teacher(tmp_path_factory, tiny_lm, catalog_jsonl) -> Path:
-    from training.teacher.config import DaptConfig, LoraSettings
-    from training.teacher.dapt import train_dapt
+    from teacher.settings import LoraSettings
+    from teacher.steps.dapt import DaptConfig, train_dapt
 
     cfg = DaptConfig(teacher=str(tiny_lm), data=str(catalog_jsonl), out=str(tmp_path_factory.mktemp("dapt")),
                      splits=("train",), text_fields=TEXT_FIELDS, max_tokens=4000, block_size=64, batch_size=8,
@@ -31,8 +31,8 @@ def dapt_teacher(tmp_path_factory, tiny_lm, catalog_jsonl) -> Path:
 @pytest.fixture(scope="session")
 def sft_teacher(tmp_path_factory, dapt_teacher, catalog_jsonl) -> Path:
     """DAPT -> SFT on program seed chains: enough steps for the tiny model to pick up the chain format."""
-    from training.teacher.config import LoraSettings, TeacherSFTConfig
-    from training.teacher.sft import train_sft
+    from teacher.settings import LoraSettings
+    from teacher.steps.sft import TeacherSFTConfig, train_sft
 
     cfg = TeacherSFTConfig(teacher=str(dapt_teacher), data=str(catalog_jsonl), out=str(tmp_path_factory.mktemp("sft")),
                            split="train", text_fields=TEXT_FIELDS, n_examples=240, batch_size=8, max_steps=60,

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from relevance.data import Pair
-from training.teacher.generation import Completion
-from training.teacher.prompts import PromptTemplate
+from teacher.backends.base import Completion
+from teacher.chains.prompts import PromptTemplate
 
 
 def good_chain(label: str) -> str:
@@ -51,7 +51,7 @@ class ScriptedBackend:
 def run_slow_annotation(data: str, out: str) -> None:
     """Entry point of the kill test's subprocess: annotate slowly with the scripted backend."""
     from relevance.data import load_pairs
-    from training.teacher.annotate import annotate_pairs, shard_pairs
+    from teacher.steps.annotate import annotate_pairs, shard_pairs
 
     pairs = shard_pairs(load_pairs(data, "test"))
     annotate_pairs(ScriptedBackend(delay_s=0.15), pairs, out, retries=1, batch_size=2, progress=False)

@@ -25,8 +25,8 @@ def _run(folder: Path) -> dict:
 
 def _preference_samples(catalog_jsonl: Path, path: Path, n_pairs: int) -> Path:
     """Per pair a correct and a wrong well-formed chain, scored by the real reward, so DPO has pairs."""
-    from training.teacher.dpo import write_samples
-    from training.teacher.reward import score_output
+    from teacher.chains.reward import score_output
+    from teacher.steps.reward_sampling import write_samples
 
     records = []
     for pair in load_pairs(catalog_jsonl, "train")[:n_pairs]:

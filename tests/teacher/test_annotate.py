@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from relevance.annotations.reader import finished_ids, read_records
+from relevance.annotations.schema import ANNOTATION_SCHEMA_VERSION
 from relevance.data import load_pairs
 from relevance.labels import LABELS
+from teacher.chains.prompts import PROMPT_VERSION
+from teacher.steps.annotate import annotate_pairs, shard_pairs
 from tests.teacher.fakes import ScriptedBackend
-from training.teacher.annotate import (
-    annotate_pairs,
-    finished_ids,
-    read_records,
-    shard_pairs,
-)
-from training.teacher.prompts import PROMPT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +39,8 @@ def test_records_retries_and_failures(tmp_path, pairs):
     assert len(records) == len(pairs) == summary.ok + summary.failed
     for r in records:
         t = r["teacher"]
-        assert set(r) == {"id", "status", "teacher"}  # ids and teacher outputs only: no pair text
+        assert set(r) == {"schema_version", "id", "status", "teacher"}  # ids and teacher outputs only: no pair text
+        assert r["schema_version"] == ANNOTATION_SCHEMA_VERSION
         assert t["name"] == "scripted" and t["version"] == "1" and t["prompt_version"] == PROMPT_VERSION
         k = int(r["id"]) % 7
         if k == 0:  # always malformed: retried, then failed, never labelled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relevance.data import Pair
-from training.teacher.attributes import (
+from teacher.chains.attributes import (
     SOURCE,
     BrandLexicon,
     analyse,
@@ -14,8 +14,8 @@ from training.teacher.attributes import (
     quantities,
     stem,
 )
-from training.teacher.prompts import parse_output
-from training.teacher.seeds import program_seeds
+from teacher.chains.prompts import parse_output
+from teacher.chains.seeds import program_seeds
 
 LEX = BrandLexicon(frozenset({"dewalt", "ryobi", "moen", "hampton"}))
 

@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from training.teacher.config import (
-    AnnotateConfig,
-    DaptConfig,
-    GenerationSettings,
-    LoraSettings,
-    RewardSampleConfig,
-    TeacherSFTConfig,
-    shard_index,
-)
-from training.teacher.model import TeacherSpec, apply_config_fixes, read_spec
+from teacher.model import TeacherSpec, apply_config_fixes, read_spec
+from teacher.settings import GenerationSettings, LoraSettings
+from teacher.steps.annotate import AnnotateConfig, shard_index
+from teacher.steps.dapt import DaptConfig
+from teacher.steps.reward_sampling import RewardSampleConfig
+from teacher.steps.sft import TeacherSFTConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +74,7 @@ def test_spec_chain_keeps_paths_relative(tmp_path):
 def test_config_fixes_are_merged(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "rope_theta": 10000.0}))
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer", "x": 1}))
-    from training.teacher.model import SMOLLM2_FIXES
+    from teacher.model import SMOLLM2_FIXES
 
     apply_config_fixes(tmp_path, SMOLLM2_FIXES)
     assert json.loads((tmp_path / "config.json").read_text())["rope_theta"] == 100000.0
@@ -87,7 +83,7 @@ def test_config_fixes_are_merged(tmp_path):
 
 
 def test_cli_import_is_torch_free_and_lists_commands():
-    code = ("import sys, training.teacher.cli as c; "
+    code = ("import sys, teacher.cli as c; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
             "print(sorted(x.name or x.callback.__name__ for x in c.teacher_app.registered_commands))")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -97,7 +93,7 @@ def test_cli_import_is_torch_free_and_lists_commands():
 
 
 def test_cli_help():
-    from training.teacher.cli import teacher_app
+    from teacher.cli import teacher_app
 
     result = CliRunner().invoke(teacher_app, ["--help"])
     assert result.exit_code == 0 and "dpo" in result.output

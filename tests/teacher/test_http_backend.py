@@ -7,12 +7,12 @@ import time
 
 import pytest
 
+from relevance.annotations.reader import read_records
 from relevance.data import Pair
+from teacher.backends.http import HttpBackend, HttpBackendConfig, label_probs_from_logprobs
+from teacher.chains.prompts import parse_output
+from teacher.steps.annotate import annotate_pairs
 from tests.teacher.fakes import FakeOpenAI
-from training.teacher.annotate import annotate_pairs, read_records
-from training.teacher.config import HttpBackendConfig
-from training.teacher.http_backend import HttpBackend, label_probs_from_logprobs
-from training.teacher.prompts import parse_output
 
 DRILL = Pair(id="1", query="cordless drill", service={"title": "Ryobi Drill"}, label="exact")
 HOSE = Pair(id="2", query="garden hose", service={"title": "Toilet Seat"}, label="irrelevant")

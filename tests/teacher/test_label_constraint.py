@@ -9,13 +9,13 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_lm):
-    from training.teacher.model import load_tokenizer
+    from teacher.model import load_tokenizer
 
     return load_tokenizer(tiny_lm)
 
 
 def _constraint(tokenizer, prompt_length: int):
-    from training.teacher.generation import LabelConstraint, LabelTokens
+    from teacher.backends.local import LabelConstraint, LabelTokens
 
     return LabelConstraint(tokenizer, LabelTokens(tokenizer), [tokenizer.eos_token_id], prompt_length)
 
@@ -26,7 +26,7 @@ def _allowed(constraint, ids: list[int], vocab: int) -> set[int]:
 
 
 def test_after_label_prefix_only_label_words_then_only_eos(tokenizer):
-    from training.teacher.generation import LabelTokens
+    from teacher.backends.local import LabelTokens
 
     prompt = tokenizer.encode("Search: drill\nProduct: drill", add_special_tokens=False)
     chain = tokenizer.encode("Type: same\nAccessory: no\nLabel:", add_special_tokens=False)
@@ -45,10 +45,10 @@ def test_after_label_prefix_only_label_words_then_only_eos(tokenizer):
 
 def test_constrained_generation_always_ends_with_a_parsable_label(sft_teacher, catalog_jsonl):
     from relevance.data import load_pairs
+    from teacher.backends.local import LocalBackend
+    from teacher.chains.prompts import PromptTemplate, parse_output
+    from teacher.settings import GenerationSettings
     from tests.teacher.conftest import TEXT_FIELDS
-    from training.teacher.config import GenerationSettings
-    from training.teacher.generation import LocalBackend
-    from training.teacher.prompts import PromptTemplate, parse_output
 
     pairs = load_pairs(catalog_jsonl, "test")[:12]
     backend = LocalBackend.from_teacher(str(sft_teacher), PromptTemplate(text_fields=TEXT_FIELDS),
@@ -69,7 +69,7 @@ def test_constrained_generation_always_ends_with_a_parsable_label(sft_teacher, c
 def test_fit_label_bias_undoes_a_skewed_prior():
     import numpy as np
 
-    from training.teacher.calibrate import fit_label_bias, macro_f1
+    from teacher.steps.calibrate import fit_label_bias, macro_f1
 
     rng = np.random.default_rng(0)
     labels = rng.choice(["irrelevant", "partial", "exact"], size=300, p=[0.2, 0.4, 0.4])
@@ -85,7 +85,7 @@ def test_fit_label_bias_undoes_a_skewed_prior():
 
 
 def test_label_bias_shifts_the_constrained_label_and_its_probability(tokenizer):
-    from training.teacher.generation import LabelConstraint, LabelTokens
+    from teacher.backends.local import LabelConstraint, LabelTokens
 
     tokens = LabelTokens(tokenizer)
     prompt = tokenizer.encode("Search: drill", add_special_tokens=False)
@@ -106,10 +106,10 @@ def test_label_bias_shifts_the_constrained_label_and_its_probability(tokenizer):
 def test_calibrate_writes_a_spec_with_the_bias_that_the_backend_loads(sft_teacher, catalog_jsonl, tmp_path):
     import json
 
+    from teacher.backends.local import LocalBackend
+    from teacher.settings import GenerationSettings
+    from teacher.steps.calibrate import CalibrateConfig, calibrate
     from tests.teacher.conftest import TEXT_FIELDS
-    from training.teacher.calibrate import calibrate
-    from training.teacher.config import CalibrateConfig, GenerationSettings
-    from training.teacher.generation import LocalBackend
 
     out = calibrate(CalibrateConfig(teacher=str(sft_teacher), data=str(catalog_jsonl), split="train", n_pairs=24,
                                     out=str(tmp_path / "cal"), text_fields=TEXT_FIELDS, step=0.5,

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from relevance.data import Pair, load_pairs
+from teacher.chains.attributes import BrandLexicon
+from teacher.steps.oracle import ORACLE_NAME, oracle_record, write_oracle
 from training.annotations import load_annotated_pairs
-from training.teacher.attributes import BrandLexicon
-from training.teacher.oracle import ORACLE_NAME, oracle_record, write_oracle
 
 LEX = BrandLexicon(frozenset({"dewalt", "ryobi"}))
 
@@ -20,17 +20,17 @@ def _pair(label="partial"):
 
 def test_record_carries_the_human_label_and_names_the_program():
     record = oracle_record(_pair("irrelevant"), LEX, "keep")
-    teacher = record["teacher"]
-    assert record["status"] == "ok" and teacher["label"] == "irrelevant"
-    assert teacher["name"] == ORACLE_NAME and "program" in teacher["name"]
-    assert teacher["reasoning"].splitlines()[-1] == "Label: irrelevant"
+    teacher = record.teacher
+    assert record.status == "ok" and teacher.label == "irrelevant"
+    assert teacher.name == ORACLE_NAME and "program" in teacher.name
+    assert teacher.reasoning.splitlines()[-1] == "Label: irrelevant"
     # the findings do not depend on the label: only the last line does
-    assert teacher["implied_label"] == "partial"  # same type, different brand
+    assert teacher.implied_label == "partial"  # same type, different brand
 
 
 def test_dropping_the_label_line_leaves_the_findings():
-    kept = oracle_record(_pair(), LEX, "keep")["teacher"]["reasoning"]
-    dropped = oracle_record(_pair(), LEX, "drop")["teacher"]["reasoning"]
+    kept = oracle_record(_pair(), LEX, "keep").teacher.reasoning
+    dropped = oracle_record(_pair(), LEX, "drop").teacher.reasoning
     assert "Label:" not in dropped
     assert kept == dropped + "\nLabel: partial"
     assert dropped.startswith("Wants: ") and "Brand: different" in dropped

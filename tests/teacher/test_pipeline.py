@@ -21,7 +21,7 @@ def _spec(folder: Path) -> dict:
 
 
 def test_dapt_corpus_is_text_only_and_trains_an_adapter(dapt_teacher, catalog_jsonl):
-    from training.teacher.dapt import dapt_documents
+    from teacher.steps.dapt import dapt_documents
 
     docs = dapt_documents(load_pairs(catalog_jsonl, "train"), TEXT_FIELDS)
     assert docs and all(d.startswith("Search: ") and "\nProduct: " in d for d in docs)
@@ -32,11 +32,24 @@ def test_dapt_corpus_is_text_only_and_trains_an_adapter(dapt_teacher, catalog_js
     assert run["optimizer_steps"] == 6 and run["corpus"]["splits"] == ["train"] and run["last_loss"] is not None
 
 
+def test_a_bf16_step_leaves_no_mixed_precision_behind(dapt_teacher):
+    """DAPT trained under bf16 autocast (the default); a later ``Accelerator()`` of this process, as the
+    student's and CRSD's loops create, must run in fp32 (it used to inherit bf16 and fail on fp32 inputs)."""
+    import os
+
+    from accelerate import Accelerator
+
+    assert json.loads((dapt_teacher / "run.json").read_text())["config"]["bf16"] is True
+    assert os.environ.get("ACCELERATE_MIXED_PRECISION") in (None, "no")
+    accelerator = Accelerator()
+    assert accelerator.mixed_precision == "no" and not accelerator.native_amp
+
+
 def test_dapt_lowers_held_out_perplexity(dapt_teacher, tiny_lm, catalog_jsonl, tmp_path):
     from typer.testing import CliRunner
 
     from relevance.cli import app
-    from training.teacher.dapt import held_out_perplexity
+    from teacher.steps.dapt import held_out_perplexity
 
     base = held_out_perplexity(str(tiny_lm), str(catalog_jsonl), "test", TEXT_FIELDS, max_tokens=1500, block_size=64)
     out = tmp_path / "ppl.json"
@@ -66,9 +79,9 @@ def test_sft_on_program_seeds(sft_teacher, catalog_jsonl):
 def test_merged_teacher_and_label_probability_paths_agree(sft_teacher, tiny_lm, catalog_jsonl):
     import torch
 
-    from training.teacher.generation import LocalBackend
-    from training.teacher.model import load_teacher
-    from training.teacher.prompts import PromptTemplate
+    from teacher.backends.local import LocalBackend
+    from teacher.chains.prompts import PromptTemplate
+    from teacher.model import load_teacher
 
     model, tok, spec = load_teacher(sft_teacher)
     base, _, _ = load_teacher(tiny_lm)
@@ -91,13 +104,14 @@ def test_merged_teacher_and_label_probability_paths_agree(sft_teacher, tiny_lm, 
 
 
 def test_bootstrap_seeds_rejection_then_rationalisation():
-    from training.teacher.seeds import RATIONALISED, REJECTION, bootstrap_seeds
+    from teacher.chains.seeds import RATIONALISED, REJECTION
+    from teacher.steps.bootstrap import bootstrap_seeds
 
     class Fake:
         name, version = "fake", "0"
 
         def complete(self, pairs, *, sample=False, n=1, hints=None, want_probs=True):
-            from training.teacher.generation import Completion
+            from teacher.backends.base import Completion
 
             if hints:  # rationalisation: follows the hint, except for pair "3"
                 return [[Completion(good_chain(h) if p.id != "3" else "Label: maybe")] for p, h in zip(pairs, hints)]
@@ -116,11 +130,12 @@ def test_bootstrap_seeds_rejection_then_rationalisation():
 
 
 def test_bootstrap_and_sft_from_a_seeds_file(tmp_path, sft_teacher, catalog_jsonl):
-    from training.teacher.config import GenerationSettings, TeacherSFTConfig
-    from training.teacher.generation import LocalBackend
-    from training.teacher.prompts import PromptTemplate
-    from training.teacher.seeds import SeedChain, bootstrap_seeds, read_seeds, write_seeds
-    from training.teacher.sft import select_seeds
+    from teacher.backends.local import LocalBackend
+    from teacher.chains.prompts import PromptTemplate
+    from teacher.chains.seeds import SeedChain, read_seeds, write_seeds
+    from teacher.settings import GenerationSettings
+    from teacher.steps.bootstrap import bootstrap_seeds
+    from teacher.steps.sft import TeacherSFTConfig, select_seeds
 
     backend = LocalBackend.from_teacher(str(sft_teacher), PromptTemplate(text_fields=TEXT_FIELDS),
                                         GenerationSettings(max_new_tokens=64, batch_size=8))
@@ -144,7 +159,7 @@ def test_bootstrap_and_sft_from_a_seeds_file(tmp_path, sft_teacher, catalog_json
 
 
 def test_preference_pairs_from_scored_samples():
-    from training.teacher.dpo import preference_pairs
+    from teacher.steps.dpo import preference_pairs
 
     def s(text, total, fmt=1.0):
         return {"text": text, "reward": {"total": total, "format": fmt}}
@@ -161,7 +176,7 @@ def test_preference_pairs_from_scored_samples():
 
 
 def test_label_contrast_pairs_prefer_the_human_label_with_equal_counts_per_class():
-    from training.teacher.dpo import label_contrast_pairs
+    from teacher.steps.dpo import label_contrast_pairs
 
     def s(text, label_ok, total):
         return {"text": text, "reward": {"total": total, "label": 1.0 if label_ok else 0.0, "format": 1.0}}
@@ -185,8 +200,8 @@ def test_label_contrast_pairs_prefer_the_human_label_with_equal_counts_per_class
 
 
 def test_dpo_rescores_stored_samples_with_the_current_reward():
-    from training.teacher.config import RewardWeights
-    from training.teacher.dpo import rescore
+    from teacher.chains.reward import RewardWeights
+    from teacher.steps.reward_sampling import rescore
 
     pair = Pair(id="a", query="q", service={"title": "t"}, label="exact")
     stale = [{"id": "a", "label": "exact", "samples": [{"text": good_chain("partial"), "reward": {"total": 0.9}}]},
@@ -200,8 +215,14 @@ def test_dpo_rescores_stored_samples_with_the_current_reward():
 @pytest.fixture(scope="module")
 def dpo_teacher(tmp_path_factory, sft_teacher, catalog_jsonl):
     """Reward sampling with the SFT teacher, then DPO on hand-made chosen/rejected outputs."""
-    from training.teacher.config import GenerationSettings, LoraSettings, RewardSampleConfig, TeacherDPOConfig
-    from training.teacher.dpo import read_samples, run_reward_sampling, train_dpo, write_samples
+    from teacher.settings import GenerationSettings, LoraSettings
+    from teacher.steps.dpo import TeacherDPOConfig, train_dpo
+    from teacher.steps.reward_sampling import (
+        RewardSampleConfig,
+        read_samples,
+        run_reward_sampling,
+        write_samples,
+    )
 
     tmp = tmp_path_factory.mktemp("dpo")
     sampling = RewardSampleConfig(teacher=str(sft_teacher), data=str(catalog_jsonl), out=str(tmp / "samples.jsonl"),
@@ -212,7 +233,7 @@ def dpo_teacher(tmp_path_factory, sft_teacher, catalog_jsonl):
     assert summary["samples"] == 12 and 0.0 <= summary["total"] <= 1.0
     assert read_samples(tmp / "samples.jsonl") == records
     # whatever the tiny model sampled, add one well-formed correct chain per pair so DPO has pairs
-    from training.teacher.reward import score_output
+    from teacher.chains.reward import score_output
 
     by_id = {p.id: p for p in load_pairs(catalog_jsonl, "train")}
     for r in records:
@@ -233,8 +254,9 @@ def test_dpo_adds_a_third_adapter(dpo_teacher):
 
 
 def test_annotate_and_resume_with_the_trained_teacher(tmp_path, dpo_teacher, catalog_jsonl):
-    from training.teacher.annotate import annotate, read_records
-    from training.teacher.config import AnnotateConfig, GenerationSettings
+    from relevance.annotations.reader import read_records
+    from teacher.settings import GenerationSettings
+    from teacher.steps.annotate import AnnotateConfig, annotate
 
     cfg = AnnotateConfig(teacher=str(dpo_teacher), data=str(catalog_jsonl), split="test", shard="0/2", limit=10,
                          out=str(tmp_path / "ann.jsonl"), retries=1, text_fields=TEXT_FIELDS, dtype="float32",
@@ -256,7 +278,7 @@ def test_annotate_and_resume_with_the_trained_teacher(tmp_path, dpo_teacher, cat
 def test_eval_command(tmp_path, sft_teacher, catalog_jsonl):
     from typer.testing import CliRunner
 
-    from training.teacher.cli import teacher_app
+    from teacher.cli import teacher_app
 
     out = tmp_path / "eval.json"
     result = CliRunner().invoke(teacher_app, [
@@ -274,8 +296,8 @@ def test_eval_command(tmp_path, sft_teacher, catalog_jsonl):
 
 
 def test_evaluate_outputs_counts_failures_as_wrong():
-    from training.teacher.evaluate import evaluate_outputs
-    from training.teacher.generation import Completion
+    from teacher.backends.base import Completion
+    from teacher.steps.evaluate import evaluate_outputs
 
     pairs = [Pair(id=str(i), query=f"q{i % 2}", service={"title": "t"}, label=lbl)
              for i, lbl in enumerate(["exact", "exact", "partial", "irrelevant"])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relevance.data import Pair
-from training.teacher.prompts import PROMPT_VERSION, PromptTemplate, format_chain, parse_output
+from teacher.chains.prompts import PROMPT_VERSION, PromptTemplate, format_chain, parse_output
 
 GOOD = """Wants: cordless drill
 Type: same (drill)
@@ -104,7 +104,7 @@ def test_template_messages_hint_and_plain_render():
 
 
 def test_prompt_versions_pick_their_system_text():
-    from training.teacher.prompts import GUIDELINES, SYSTEM
+    from teacher.chains.prompts import GUIDELINES, SYSTEM
 
     assert PromptTemplate(version="chain-v1").messages(PAIR)[0]["content"] == GUIDELINES
     assert PromptTemplate(version="chain-v2").messages(PAIR)[0]["content"] == SYSTEM

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from relevance.data import Pair
-from training.teacher.config import RewardWeights
-from training.teacher.prompts import parse_output
-from training.teacher.reward import (
+from teacher.chains.prompts import parse_output
+from teacher.chains.reward import (
+    RewardWeights,
     consistency_reward,
     faithfulness_reward,
     format_reward,

@@ -17,8 +17,8 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 def _corpus() -> list[str]:
     from relevance.data import Pair
-    from training.teacher.attributes import program_chain
-    from training.teacher.prompts import SYSTEM, PromptTemplate
+    from teacher.chains.attributes import program_chain
+    from teacher.chains.prompts import SYSTEM, PromptTemplate
 
     texts = [SYSTEM] * 20
     template = PromptTemplate(text_fields=("title", "brand", "description"))

@@ -4,8 +4,8 @@
 # label of N class-balanced teacher_train pairs (--samples-per-pair 0: every pair gets the hint). Then two
 # SFT runs from the same DAPT adapter on exactly the same pairs: Qwen's chains vs the attribute program's
 # chains (source b). Each is evaluated on the teacher table's 300 test pairs, raw and after calibration.
-# Usage: training/teacher/seed_writer_run.sh [RUN_DIR] [DAPT_TEACHER]
-#        (defaults runs/teacher/qwen, runs/teacher/cpu/dapt from training/teacher/cpu_run.sh)
+# Usage: scripts/teacher/seed_writer_run.sh [RUN_DIR] [DAPT_TEACHER]
+#        (defaults runs/teacher/qwen, runs/teacher/cpu/dapt from scripts/teacher/cpu_run.sh)
 set -euo pipefail
 R=${1:-runs/teacher/qwen}
 DAPT=${2:-runs/teacher/cpu/dapt}

@@ -5,17 +5,28 @@ Every step trains one new LoRA adapter on the merged teacher it starts from, sav
 ``OUT/run.json`` (settings, loss log, timing). The trainers are TRL/transformers trainers, so
 the same script runs on one CPU and under ``accelerate launch`` on several GPUs; only the main
 process writes the spec.
+
+A trainer leaves two process-wide settings behind: ``TrainingArguments`` writes its mixed precision
+into ``ACCELERATE_MIXED_PRECISION`` and the trainer's ``Accelerator`` into accelerate's shared
+``AcceleratorState``. Every later ``Accelerator()`` of the same process (the student's and CRSD's
+training loops, a following step) would then run under the step's bf16 autocast and fail on fp32
+inputs; :func:`trainer_process_state` puts both back when the step is done.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.teacher.config import _TrainBase
-from training.teacher.model import TeacherSpec, load_teacher, read_spec
+from teacher.model import TeacherSpec, load_teacher, read_spec
+from teacher.settings import TrainBase
+
+MIXED_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
 
 
 @dataclass
@@ -28,7 +39,7 @@ class StartedStep:
     started: float
 
 
-def start_step(cfg: _TrainBase) -> StartedStep:
+def start_step(cfg: TrainBase) -> StartedStep:
     """Seed, threads, and the starting teacher in float32 (bf16 is applied as autocast by the trainer)."""
     import torch
     from transformers import set_seed
@@ -43,7 +54,7 @@ def start_step(cfg: _TrainBase) -> StartedStep:
     return StartedStep(model, tokenizer, spec, root, out, time.perf_counter())
 
 
-def trainer_kwargs(cfg: _TrainBase, out: Path) -> dict:
+def trainer_kwargs(cfg: TrainBase, out: Path) -> dict:
     """Arguments shared by ``TrainingArguments``, ``SFTConfig`` and ``DPOConfig``.
 
     ``bf16`` and ``gradient_checkpointing`` are always given explicitly (TRL 1.16 turns both on
@@ -71,7 +82,25 @@ def trainer_kwargs(cfg: _TrainBase, out: Path) -> dict:
     )
 
 
-def finish_step(trainer, started: StartedStep, cfg: _TrainBase, step: str, extra: dict | None = None) -> Path:
+@contextmanager
+def trainer_process_state() -> Iterator[None]:
+    """Build and run a step's trainer inside this block: on leaving it, ``ACCELERATE_MIXED_PRECISION`` is
+    what it was before and accelerate's ``AcceleratorState`` is reset (the distributed ``PartialState`` is
+    kept), so the step's mixed precision does not outlive it."""
+    before = os.environ.get(MIXED_PRECISION_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MIXED_PRECISION_ENV, None)
+        else:
+            os.environ[MIXED_PRECISION_ENV] = before
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
+
+
+def finish_step(trainer, started: StartedStep, cfg: TrainBase, step: str, extra: dict | None = None) -> Path:
     """Save the adapter, the extended teacher spec and the run record; returns the teacher folder."""
     adapter = started.out / "adapter"
     trainer.save_model(str(adapter))

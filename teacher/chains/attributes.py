@@ -1,7 +1,7 @@
 """Attribute analysis of a (query, service) pair: a small program that walks the raters' dimensions.
 
 It is seed-chain source (b) for reasoning SFT: :func:`program_chain` writes what the program
-found, in the chain format of :mod:`~training.teacher.prompts`, followed by the HUMAN label of
+found, in the chain format of :mod:`~teacher.chains.prompts`, followed by the HUMAN label of
 the pair. That text is program-made training data, marked ``source = "program:attributes-v1"``
 wherever it is stored; it is never reported as teacher output (the teacher's annotations are
 what the trained teacher generates).
@@ -254,7 +254,7 @@ def analyse(pair: Pair, lexicon: BrandLexicon | None = None, text_fields: tuple[
 def program_chain(pair: Pair, label: str, lexicon: BrandLexicon | None = None,
                   text_fields: tuple[str, ...] = ("title",)) -> tuple[str, Analysis]:
     """A seed chain for SFT: the program's findings followed by ``label`` (the pair's human label)."""
-    from training.teacher.prompts import format_chain
+    from teacher.chains.prompts import format_chain
 
     if label not in LABELS:
         raise ValueError(f"a seed chain needs a human label, got {label!r}")

@@ -8,7 +8,7 @@ the way the teacher's prompt shows a pair::
 
 Only the query and service fields are read: never a label or rating, so the ``pool`` split
 (unlabelled search logs in the framework) may contribute text; ``dev`` and ``test`` are refused
-(:class:`~training.teacher.config.DaptConfig`). Documents are shuffled, joined with the EOS token
+(:class:`DaptConfig`). Documents are shuffled, joined with the EOS token
 and cut into ``block_size`` blocks until ``max_tokens``; the loss is the plain next-token loss
 
     L = - 1/T * sum_t log p(x_t | x_<t)
@@ -22,12 +22,33 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.data import Pair, load_pairs
-from training.teacher.config import DaptConfig
+from teacher.settings import TrainBase, check_splits_allowed
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaptConfig(TrainBase):
+    """Domain-adaptive pre-training: causal LM on query and service text (never labels)."""
+
+    out: str = field(default="runs/teacher/dapt", metadata={"help": "output folder (adapter + teacher.json)"})
+    splits: tuple[str, ...] = field(
+        default=("teacher_train", "pool"),
+        metadata={"help": "splits whose query/service TEXT is used (labels never are; dev/test refused)"},
+    )
+    max_tokens: int = field(default=200_000, metadata={"help": "stop building the corpus at about this many tokens"})
+    block_size: int = field(default=256, metadata={"help": "tokens per packed training sequence"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.splits = tuple(self.splits)
+        check_splits_allowed(self.splits, "DAPT")
+        if self.block_size < 8 or self.max_tokens < self.block_size:
+            raise ValueError("block_size must be >= 8 and max_tokens >= block_size")
 
 
 def dapt_documents(pairs: Sequence[Pair], text_fields: tuple[str, ...] = ("title",)) -> list[str]:
@@ -63,21 +84,22 @@ def train_dapt(cfg: DaptConfig):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from training.teacher.trainer_utils import finish_step, start_step, trainer_kwargs
+    from teacher.trainer import finish_step, start_step, trainer_kwargs, trainer_process_state
 
     started = start_step(cfg)
     pairs = load_pairs(cfg.data, cfg.splits)
     docs = dapt_documents(pairs, cfg.text_fields)
     blocks = pack_blocks(docs, started.tokenizer, cfg.block_size, cfg.max_tokens, cfg.seed)
     log.info("DAPT corpus: %d documents -> %d blocks of %d tokens", len(docs), len(blocks), cfg.block_size)
-    args = SFTConfig(**trainer_kwargs(cfg, started.out), max_length=cfg.block_size, packing=False,
-                     completion_only_loss=None, dataset_num_proc=None)
-    trainer = SFTTrainer(model=started.model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
-                         processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
-    trainer.train()
-    return finish_step(trainer, started, cfg, "dapt", {
-        "corpus": {"documents": len(docs), "blocks": len(blocks), "tokens": len(blocks) * cfg.block_size,
-                   "splits": list(cfg.splits)}})
+    with trainer_process_state():
+        args = SFTConfig(**trainer_kwargs(cfg, started.out), max_length=cfg.block_size, packing=False,
+                         completion_only_loss=None, dataset_num_proc=None)
+        trainer = SFTTrainer(model=started.model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
+                             processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
+        trainer.train()
+        return finish_step(trainer, started, cfg, "dapt", {
+            "corpus": {"documents": len(docs), "blocks": len(blocks), "tokens": len(blocks) * cfg.block_size,
+                       "splits": list(cfg.splits)}})
 
 
 def held_out_perplexity(teacher: str, data: str, split: str = "dev", text_fields: tuple[str, ...] = ("title",),
@@ -93,7 +115,7 @@ def held_out_perplexity(teacher: str, data: str, split: str = "dev", text_fields
 
     import torch
 
-    from training.teacher.model import load_teacher
+    from teacher.model import load_teacher
 
     if threads:
         torch.set_num_threads(threads)

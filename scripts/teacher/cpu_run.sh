@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The teacher stage at CPU scale, end to end, as measured in docs/teacher.md (2 cores, no GPU).
 # Each step writes its own log under $R; rerunning skips steps whose output already exists.
-# Usage: training/teacher/cpu_run.sh [RUN_DIR]   (default runs/teacher/cpu)
+# Usage: scripts/teacher/cpu_run.sh [RUN_DIR]   (default runs/teacher/cpu)
 set -euo pipefail
 R=${1:-runs/teacher/cpu}
 T="relevance teacher"

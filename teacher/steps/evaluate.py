@@ -10,7 +10,7 @@ Greedy outputs are parsed. Two views of the same run:
   parsed label when a backend gives none).
 
 Plus the parse-failure rate, the predicted-label distribution, the mean reward per dimension
-over all outputs (:mod:`~training.teacher.reward`) and the pairs/s of the run.
+over all outputs (:mod:`~teacher.chains.reward`) and the pairs/s of the run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,23 @@ import numpy as np
 from relevance.data import Pair, load_pairs
 from relevance.labels import LABELS
 from relevance.metrics import confusion, evaluate, f1_per_class
-from training.teacher.config import RewardWeights, TeacherEvalConfig
-from training.teacher.generation import Completion, TeacherBackend
-from training.teacher.prompts import parse_output
-from training.teacher.reward import mean_rewards, score_output
-from training.teacher.sampling import sample_pairs
+from teacher.backends.base import Completion, TeacherBackend
+from teacher.chains.prompts import parse_output
+from teacher.chains.reward import RewardWeights, mean_rewards, score_output
+from teacher.sampling import sample_pairs
+from teacher.settings import GenerateBase
+
+
+@dataclass
+class TeacherEvalConfig(GenerateBase):
+    """Measure a teacher on a labelled split."""
+
+    out: str = field(default="", metadata={"help": "write the metrics JSON here ('' = print only)"})
+    outputs: str = field(default="", metadata={"help": "write each output (id, text, probs) as JSONL here"})
+    split: str = field(default="test", metadata={"help": "split to evaluate"})
+    n_pairs: int = field(default=300, metadata={"help": "evaluate a seeded random sample of N pairs (0 = all)"})
+    balanced: bool = field(default=False, metadata={"help": "sample the same number of pairs per label"})
+    weights: RewardWeights = field(default_factory=RewardWeights, metadata={"help": "reward weights"})
 
 
 def evaluate_outputs(pairs: Sequence[Pair], completions: Sequence[Completion], weights: RewardWeights | None = None,
@@ -72,7 +85,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
     pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=cfg.balanced)
     load_s = 0.0
     if backend is None:
-        from training.teacher.generation import LocalBackend
+        from teacher.backends.local import LocalBackend
 
         t0 = time.perf_counter()
         backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from training.teacher.prompts import PROMPT_VERSION
+from teacher.chains.prompts import PROMPT_VERSION
 
 SPEC_FILE = "teacher.json"
 SMOLLM2 = "smollm2"

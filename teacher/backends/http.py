@@ -5,7 +5,7 @@ the trained teacher (base + merged adapters). Per request: a concurrency limit (
 optional start-rate limit (requests per second), a timeout, and retries with exponential backoff
 and jitter on timeouts, connection errors, 429 and 5xx (``Retry-After`` honoured, capped by
 ``backoff_max_s``). Other 4xx fail at once. A request that still fails comes back as a
-:class:`~training.teacher.generation.Completion` with ``error`` set, which annotation treats like
+:class:`~teacher.backends.base.Completion` with ``error`` set, which annotation treats like
 a malformed output (retried, then recorded as failed).
 
 Label probabilities: with ``top_logprobs > 0`` the request asks for ``logprobs``; the token
@@ -21,16 +21,42 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import httpx
 
 from relevance.data import Pair
 from relevance.labels import LABELS
-from training.teacher.config import HttpBackendConfig
-from training.teacher.generation import Completion, ends_with_label_prefix, softmax
-from training.teacher.prompts import PromptTemplate
+from teacher.backends.base import Completion, ends_with_label_prefix, softmax
+from teacher.chains.prompts import PromptTemplate
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class HttpBackendConfig:
+    """An OpenAI-compatible ``/chat/completions`` server (vLLM, TGI, llama.cpp server, ...)."""
+
+    base_url: str = field(default="http://localhost:8000/v1", metadata={"help": "server URL up to /v1"})
+    model: str = field(default="", metadata={"help": "model name sent in each request"})
+    name: str = field(default="", metadata={"help": "teacher name written into records ('' = model)"})
+    version: str = field(default="http", metadata={"help": "teacher version written into records"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding the key"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    timeout_s: float = field(default=60.0, metadata={"help": "per-request timeout (connect + read)"})
+    max_retries: int = field(default=4, metadata={"help": "retries after a timeout, connection error, 429 or 5xx"})
+    backoff_s: float = field(default=1.0, metadata={"help": "first retry delay; doubles each retry (with jitter)"})
+    backoff_max_s: float = field(default=30.0, metadata={"help": "longest retry delay (also caps Retry-After)"})
+    rate_limit_rps: float = field(default=0.0, metadata={"help": "max requests started per second (0 = no limit)"})
+    max_tokens: int = field(default=96, metadata={"help": "max tokens per completion"})
+    temperature: float = field(default=0.8, metadata={"help": "temperature when sampling (greedy sends 0)"})
+    top_logprobs: int = field(default=5, metadata={"help": "alternatives per token for label probabilities (0 = off)"})
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.timeout_s <= 0 or self.max_retries < 0:
+            raise ValueError("concurrency >= 1, timeout_s > 0 and max_retries >= 0 required")
+        if self.rate_limit_rps < 0 or self.backoff_s < 0:
+            raise ValueError("rate_limit_rps and backoff_s must be >= 0")
 
 
 class HttpBackendError(RuntimeError):

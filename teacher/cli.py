@@ -13,22 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from training.teacher.config import (
-    DEFAULT_DATA,
-    DEFAULT_TEACHER,
-    AnnotateConfig,
-    BootstrapConfig,
-    CalibrateConfig,
-    DaptConfig,
-    GenerationSettings,
-    HttpBackendConfig,
-    LoraSettings,
-    RewardSampleConfig,
-    RewardWeights,
-    TeacherDPOConfig,
-    TeacherEvalConfig,
-    TeacherSFTConfig,
-)
+from relevance.data import default_data
+from teacher.settings import DEFAULT_TEACHER, GenerationSettings, LoraSettings
 
 teacher_app = typer.Typer(
     help="The teacher LLM: convert the base model, DAPT, seed chains, reasoning SFT, reward sampling, DPO, eval.",
@@ -37,6 +23,7 @@ teacher_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+DEFAULT_DATA = default_data()  # $RELEVANCE_DATA, else the Home Depot folder (relevance.data)
 Teacher = Annotated[str, typer.Option(help="'smollm2', an HF causal-LM folder, or a teacher folder (teacher.json)")]
 Data = Annotated[str, typer.Option(
     help="Home Depot folder (pairs.csv + splits.csv), a generic .jsonl or the ESCI .csv")]
@@ -106,7 +93,7 @@ def convert(
         help="weights dtype of the folder: float32 | bfloat16 (half the disk)")] = "float32",
 ) -> None:
     """Unpack a GGUF into a plain float HF folder (SmolLM2: cached, with its two config fixes)."""
-    from training.teacher.model import convert_gguf, ensure_smollm2
+    from teacher.model import convert_gguf, ensure_smollm2
 
     if gguf is None:
         typer.echo(str(ensure_smollm2()))
@@ -130,7 +117,7 @@ def dapt(
     logging_steps: LogSteps = 10,
 ) -> None:
     """Domain-adaptive pre-training: causal LM on query + service text (a LoRA adapter)."""
-    from training.teacher.dapt import train_dapt
+    from teacher.steps.dapt import DaptConfig, train_dapt
 
     _logging()
     cfg = DaptConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr, epochs,
@@ -157,9 +144,10 @@ def bootstrap(
 ) -> None:
     """Seed chains, source (a): the teacher's own chains (or a stronger LLM's) by rejection sampling and rationalisation."""
     from relevance.data import load_pairs
-    from training.teacher.generation import LocalBackend
-    from training.teacher.sampling import sample_pairs
-    from training.teacher.seeds import bootstrap_seeds, write_seeds
+    from teacher.backends.local import LocalBackend
+    from teacher.chains.seeds import write_seeds
+    from teacher.sampling import sample_pairs
+    from teacher.steps.bootstrap import BootstrapConfig, bootstrap_seeds
 
     _logging()
     cfg = BootstrapConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
@@ -195,7 +183,7 @@ def sft(
     logging_steps: LogSteps = 10,
 ) -> None:
     """Reasoning SFT (TRL SFTTrainer + LoRA) on seed chains that end with the human label."""
-    from training.teacher.sft import train_sft
+    from teacher.steps.sft import TeacherSFTConfig, train_sft
 
     _logging()
     cfg = TeacherSFTConfig(**_train_common(teacher, data, out, text_fields, seed, threads, batch_size, grad_accum, lr,
@@ -208,7 +196,10 @@ def sft(
 
 
 def _sample_config(teacher, data, out, split, n_pairs, samples_per_pair, text_fields, seed, threads, batch_size,
-                   max_new_tokens, temperature, dtype, label_scoring) -> RewardSampleConfig:
+                   max_new_tokens, temperature, dtype, label_scoring):
+    from teacher.chains.reward import RewardWeights
+    from teacher.steps.reward_sampling import RewardSampleConfig
+
     return RewardSampleConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
                               samples_per_pair=samples_per_pair, text_fields=_fields(text_fields), seed=seed,
                               threads=threads, dtype=dtype, weights=RewardWeights(label_scoring=label_scoring),
@@ -227,7 +218,7 @@ def reward(
     label_scoring: LabelScoring = "exact",
 ) -> None:
     """Sample outputs and score each on every reward dimension (input of `teacher dpo --samples`)."""
-    from training.teacher.dpo import run_reward_sampling
+    from teacher.steps.reward_sampling import run_reward_sampling
 
     _logging()
     cfg = _sample_config(teacher, data, out, split, n_pairs, samples_per_pair, text_fields, seed, threads, batch_size,
@@ -261,7 +252,7 @@ def dpo(
 ) -> None:
     """DPO (TRL DPOTrainer + LoRA) on chosen/rejected pairs built from reward-scored samples (re-scored with
     the current reward when given --samples)."""
-    from training.teacher.dpo import train_dpo
+    from teacher.steps.dpo import TeacherDPOConfig, train_dpo
 
     _logging()
     sampling = _sample_config(teacher, data, Path(out) / "samples.jsonl", split, n_pairs, samples_per_pair, text_fields,
@@ -285,7 +276,8 @@ def calibrate(
     max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16",
 ) -> None:
     """Fit per-label logit offsets that maximise macro-F1 on labelled pairs (undoes the teacher's label prior)."""
-    from training.teacher.calibrate import calibrate as run_calibrate
+    from teacher.steps.calibrate import CalibrateConfig
+    from teacher.steps.calibrate import calibrate as run_calibrate
 
     _logging()
     cfg = CalibrateConfig(teacher=teacher, data=data, out=str(out), split=split, n_pairs=n_pairs,
@@ -308,7 +300,7 @@ def perplexity(
     text_fields: Fields = "title", seed: Seed = 13, threads: Threads = 0, batch_size: BatchSize = 8,
 ) -> None:
     """Held-out perplexity of the platform text: what DAPT moves, before SFT makes the eval table readable."""
-    from training.teacher.dapt import held_out_perplexity
+    from teacher.steps.dapt import held_out_perplexity
 
     _logging()
     result = held_out_perplexity(teacher, data, split, _fields(text_fields), max_tokens, block_size, batch_size,
@@ -332,7 +324,7 @@ def eval_teacher(
     max_new_tokens: MaxNew = 72, dtype: Dtype = "bfloat16", prompt_version: PromptVersion = "",
 ) -> None:
     """Accuracy, macro-F1, per-class F1, parse-failure rate and mean reward per dimension of a teacher."""
-    from training.teacher.evaluate import evaluate_teacher, format_teacher_report
+    from teacher.steps.evaluate import TeacherEvalConfig, evaluate_teacher, format_teacher_report
 
     _logging()
     cfg = TeacherEvalConfig(teacher=teacher, data=data, split=split, n_pairs=n_pairs, balanced=balanced,
@@ -357,8 +349,8 @@ def oracle(
 ) -> None:
     """Oracle annotations: human labels with reasoning chains written by the attribute program (not a model)."""
     from relevance.data import load_pairs
-    from training.teacher.annotate import shard_pairs
-    from training.teacher.oracle import write_oracle
+    from teacher.steps.annotate import shard_pairs
+    from teacher.steps.oracle import write_oracle
 
     _logging()
     pairs = shard_pairs(load_pairs(data, split), "0/1", limit)
@@ -387,7 +379,8 @@ def annotate(
     rate_limit_rps: Annotated[float, typer.Option(help="http: max requests per second (0 = none)")] = 0.0,
 ) -> None:
     """Label a split with the teacher: label, probabilities, reasoning per pair; resumable and shardable."""
-    from training.teacher.annotate import annotate as run_annotate
+    from teacher.steps.annotate import AnnotateConfig
+    from teacher.steps.annotate import annotate as run_annotate
 
     _logging()
     cfg = AnnotateConfig(teacher=teacher, data=data, split=split, out=str(out), shard=shard, limit=limit,
@@ -396,7 +389,7 @@ def annotate(
                          generation=GenerationSettings(max_new_tokens, batch_size, temperature))
     http = None
     if backend == "http":
-        from training.teacher.http_backend import HttpBackend
+        from teacher.backends.http import HttpBackend, HttpBackendConfig
 
         http = HttpBackend(HttpBackendConfig(base_url=base_url, model=model, concurrency=concurrency,
                                              timeout_s=timeout_s, max_retries=max_http_retries,

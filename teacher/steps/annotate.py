@@ -1,14 +1,7 @@
 """Annotate a split with the teacher: batched, resumable, shardable, one JSONL record per pair.
 
-Record (ids and teacher outputs only; no text copied from the data)::
-
-    {"id": "123", "status": "ok",
-     "teacher": {"label": "partial", "probs": {"irrelevant": 0.1, "partial": 0.7, "exact": 0.2},
-                 "reasoning": "Wants: ...\\nType: same (drill)\\n...", "name": "SmolLM2-135M-Instruct",
-                 "version": "dapt+sft+dpo@...", "prompt_version": "chain-v1", "attempts": 1}}
-    {"id": "124", "status": "failed",
-     "teacher": {"error": "no 'Label:' line ...", "output": "<first 300 chars>", "name": ..., "version": ...,
-                 "prompt_version": ..., "attempts": 3}}
+Records are those of :mod:`relevance.annotations.schema` (ids and teacher outputs only; no text
+copied from the data), written through :class:`relevance.annotations.writer.AnnotationAppender`.
 
 * **order and shards**: pairs are ordered by ``sha1(id)`` (so any prefix is a random sample of
   the split) and shard ``i/n`` takes the ids with ``sha1(id) mod n == i``; shards are disjoint
@@ -25,21 +18,49 @@ The distillation side reads these files with :func:`training.annotations.load_an
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from relevance.annotations.schema import AnnotatedRecord, FailedRecord, TeacherFailure, TeacherLabel
+from relevance.annotations.writer import AnnotationAppender
 from relevance.data import Pair, load_pairs
-from training.teacher.config import AnnotateConfig, shard_index
-from training.teacher.generation import Completion, TeacherBackend
-from training.teacher.prompts import parse_output
+from teacher.backends.base import Completion, TeacherBackend
+from teacher.chains.prompts import parse_output
+from teacher.settings import GenerateBase
 
 log = logging.getLogger(__name__)
 MAX_FAILED_OUTPUT_CHARS = 300
+
+
+def shard_index(spec: str) -> tuple[int, int]:
+    """Parse ``'i/n'`` (0 <= i < n)."""
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {spec!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard {spec!r}: need 0 <= i < n")
+    return i, n
+
+
+@dataclass
+class AnnotateConfig(GenerateBase):
+    """Label a split with the teacher: resumable, shardable, one JSONL record per pair."""
+
+    out: str = field(default="artifacts/annotations/pool.jsonl", metadata={"help": "annotation JSONL to append to"})
+    split: str = field(default="pool", metadata={"help": "split to annotate"})
+    shard: str = field(default="0/1", metadata={"help": "'i/n': annotate only shard i of n (by a hash of the id)"})
+    limit: int = field(default=0, metadata={"help": "annotate at most N pairs of this shard (0 = all)"})
+    retries: int = field(default=2, metadata={"help": "sampled retries of a malformed output before 'failed'"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        shard_index(self.shard)
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
 
 
 def id_hash(pair_id: str) -> int:
@@ -57,33 +78,6 @@ def shard_pairs(pairs: Sequence[Pair], shard: str = "0/1", limit: int = 0) -> li
         seen.add(pair.id)
         out.append(pair)
     return out[:limit] if limit else out
-
-
-def read_records(path: str | Path, repair: bool = False) -> list[dict]:
-    """Records of an annotation file. A final line without newline (a kill mid-write) is ignored,
-    and with ``repair`` cut off the file so appending continues cleanly."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if repair and len(complete) != len(data):
-        log.warning("%s: dropping an unfinished last line (%d bytes)", path, len(data) - len(complete))
-        with open(path, "r+b") as fh:
-            fh.truncate(len(complete))
-    records = []
-    for n, line in enumerate(complete.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ValueError(f"{path}:{n}: not a JSON record; fix or remove the line and resume") from None
-    return records
-
-
-def finished_ids(path: str | Path, repair: bool = False) -> set[str]:
-    return {str(r["id"]) for r in read_records(path, repair)}
 
 
 @dataclass
@@ -108,9 +102,10 @@ def _meta(backend: TeacherBackend) -> dict:
     return {"name": backend.name, "version": backend.version, "prompt_version": backend.template.version}
 
 
-def label_batch(backend: TeacherBackend, pairs: Sequence[Pair], retries: int) -> list[dict]:
+def label_batch(backend: TeacherBackend, pairs: Sequence[Pair],
+                retries: int) -> list[AnnotatedRecord | FailedRecord]:
     """One record per pair: greedy first, sampled retries for malformed outputs, then ``failed``."""
-    results: list[dict | None] = [None] * len(pairs)
+    results: list[AnnotatedRecord | FailedRecord | None] = [None] * len(pairs)
     last: list[Completion | None] = [None] * len(pairs)
     pending = list(range(len(pairs)))
     for attempt in range(retries + 1):
@@ -122,17 +117,17 @@ def label_batch(backend: TeacherBackend, pairs: Sequence[Pair], retries: int) ->
             last[i] = completion
             parsed = parse_output(completion.text) if completion.error is None else None
             if parsed is not None and parsed.ok:
-                results[i] = {"id": pairs[i].id, "status": "ok", "teacher": {
-                    "label": parsed.label, "probs": completion.probs, "reasoning": parsed.reasoning,
-                    **_meta(backend), "attempts": attempt + 1}}
+                results[i] = AnnotatedRecord(id=pairs[i].id, teacher=TeacherLabel(
+                    label=parsed.label, probs=completion.probs, reasoning=parsed.reasoning,
+                    **_meta(backend), attempts=attempt + 1))
             else:
                 still.append(i)
         pending = still
     for i in pending:
         c = last[i]
         error = c.error or parse_output(c.text).error
-        results[i] = {"id": pairs[i].id, "status": "failed", "teacher": {
-            "error": error, "output": c.text[:MAX_FAILED_OUTPUT_CHARS], **_meta(backend), "attempts": retries + 1}}
+        results[i] = FailedRecord(id=pairs[i].id, teacher=TeacherFailure(
+            error=error, output=c.text[:MAX_FAILED_OUTPUT_CHARS], **_meta(backend), attempts=retries + 1))
     return results  # type: ignore[return-value]
 
 
@@ -141,23 +136,18 @@ def annotate_pairs(backend: TeacherBackend, pairs: Sequence[Pair], out: str | Pa
     """Append one record per unfinished pair to ``out`` (see the module docstring)."""
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = finished_ids(out, repair=True)
-    todo = [p for p in pairs if p.id not in done]
     ok = failed = 0
-    start = time.perf_counter()
-    with open(out, "a", encoding="utf-8") as fh, tqdm(total=len(todo), unit="pair", desc=desc,
-                                                       disable=not progress, smoothing=0.1) as bar:
-        for batch in _chunks(todo, batch_size):
-            records = label_batch(backend, batch, retries)
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            fh.flush()
-            os.fsync(fh.fileno())
-            n_ok = sum(r["status"] == "ok" for r in records)
-            ok, failed = ok + n_ok, failed + len(records) - n_ok
-            bar.update(len(records))
-            bar.set_postfix(ok=ok, failed=failed)
+    with AnnotationAppender(out) as writer:
+        todo = [p for p in pairs if p.id not in writer.finished]
+        start = time.perf_counter()
+        with tqdm(total=len(todo), unit="pair", desc=desc, disable=not progress, smoothing=0.1) as bar:
+            for batch in _chunks(todo, batch_size):
+                records = label_batch(backend, batch, retries)
+                writer.append(records)
+                n_ok = sum(r.status == "ok" for r in records)
+                ok, failed = ok + n_ok, failed + len(records) - n_ok
+                bar.update(len(records))
+                bar.set_postfix(ok=ok, failed=failed)
     return AnnotateSummary(len(pairs), len(pairs) - len(todo), ok, failed, time.perf_counter() - start)
 
 
@@ -166,7 +156,7 @@ def annotate(cfg: AnnotateConfig, backend: TeacherBackend | None = None, progres
 
     pairs = shard_pairs(load_pairs(cfg.data, cfg.split), cfg.shard, cfg.limit)
     if backend is None:
-        from training.teacher.generation import LocalBackend
+        from teacher.backends.local import LocalBackend
 
         backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),
                                             cfg.generation, dtype=cfg.dtype, threads=cfg.threads)

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,27 @@ import numpy as np
 from relevance.data import load_pairs
 from relevance.labels import LABELS
 from relevance.metrics import confusion, f1_per_class
-from training.teacher.config import CalibrateConfig
-from training.teacher.sampling import sample_pairs
+from teacher.sampling import sample_pairs
+from teacher.settings import GenerateBase, check_label_split
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CalibrateConfig(GenerateBase):
+    """Fit per-label logit offsets on labelled teacher-training pairs (see the module docstring)."""
+
+    out: str = field(default="runs/teacher/calibrated", metadata={"help": "output teacher folder (teacher.json)"})
+    split: str = field(default="teacher_train", metadata={"help": "human-labelled split to fit on"})
+    n_pairs: int = field(default=400, metadata={"help": "seeded random pairs (natural label mix) to fit on"})
+    span: float = field(default=4.0, metadata={"help": "largest offset tried (in logits)"})
+    step: float = field(default=0.1, metadata={"help": "grid step of the offsets"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_label_split(self.split, "calibration")
+        if self.n_pairs < 3 or self.span <= 0 or self.step <= 0:
+            raise ValueError("n_pairs >= 3, span > 0 and step > 0 required")
 
 
 def macro_f1(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -58,14 +76,14 @@ def fit_label_bias(probs: np.ndarray, labels: Sequence[str], span: float = 4.0, 
 
 def calibrate(cfg: CalibrateConfig, backend=None) -> Path:
     """Generate on a seeded sample of ``cfg.split``, fit the offsets, save ``cfg.out/teacher.json``."""
-    from training.teacher.model import read_spec
+    from teacher.model import read_spec
 
     spec, root = read_spec(cfg.teacher)
     if spec.label_bias:
         raise ValueError(f"{cfg.teacher} is already calibrated; calibrate the teacher it was made from")
     pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed)
     if backend is None:
-        from training.teacher.generation import LocalBackend
+        from teacher.backends.local import LocalBackend
 
         backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(), cfg.generation, dtype=cfg.dtype,
                                             threads=cfg.threads)

@@ -1,8 +1,8 @@
-"""Reward-scored sampling and DPO.
+"""DPO on reward-scored samples.
 
-1. :func:`sample_and_score` samples ``k`` outputs per labelled pair from the current teacher and
-   scores each on every reward dimension (:mod:`~training.teacher.reward`); ``relevance teacher
-   reward`` writes them as JSONL (ids, outputs, rewards; no pair text).
+1. :func:`~teacher.steps.reward_sampling.sample_and_score` samples ``k`` outputs per labelled pair
+   from the current teacher and scores each on every reward dimension (:mod:`~teacher.chains.reward`);
+   ``relevance teacher reward`` writes them as JSONL (ids, outputs, rewards; no pair text).
 2. :func:`preference_pairs` keeps, per pair, the best- and worst-rewarded distinct outputs as
    chosen/rejected when the chosen one parses and the gap is at least ``min_margin``
    (``selection="margin"``); :func:`label_contrast_pairs` (``selection="label_contrast"``) keeps
@@ -19,55 +19,53 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from relevance.data import Pair, load_pairs
-from training.teacher.config import RewardSampleConfig, RewardWeights, TeacherDPOConfig
-from training.teacher.generation import TeacherBackend
-from training.teacher.reward import mean_rewards, score_output
-from training.teacher.sampling import sample_pairs
+from relevance.data import load_pairs
+from teacher.settings import TrainBase
+from teacher.steps.reward_sampling import (
+    RewardSampleConfig,
+    read_samples,
+    rescore,
+    reward_summary,
+    run_reward_sampling,
+)
 
 log = logging.getLogger(__name__)
 
 
-def sample_and_score(backend: TeacherBackend, pairs: Sequence[Pair], k: int, weights: RewardWeights | None = None,
-                     max_chars: int = 400) -> list[dict]:
-    """Per pair: ``{"id", "label", "samples": [{"text", "reward": {"total", <dimension>: ...}}]}``."""
-    outputs = backend.complete(pairs, sample=True, n=k, want_probs=False)
-    records = []
-    for pair, completions in zip(pairs, outputs):
-        samples = [{"text": c.text, "reward": score_output(c.text, pair, weights, max_chars).to_json()}
-                   for c in completions]
-        records.append({"id": pair.id, "label": pair.label, "samples": samples})
-    return records
+@dataclass
+class TeacherDPOConfig(TrainBase):
+    """DPO on chosen/rejected pairs built from reward-scored samples."""
 
+    out: str = field(default="runs/teacher/dpo", metadata={"help": "output folder (adapter + teacher.json)"})
+    samples: str = field(
+        default="", metadata={"help": "scored samples .jsonl from `teacher reward` ('' = sample now)"}
+    )
+    sampling: RewardSampleConfig = field(
+        default_factory=RewardSampleConfig, metadata={"help": "how to sample when no samples file is given"}
+    )
+    min_margin: float = field(default=0.15, metadata={"help": "min reward gap between chosen and rejected"})
+    pairs_per_prompt: int = field(default=1, metadata={"help": "preference pairs kept per query-service pair"})
+    selection: str = field(default="label_contrast", metadata={
+        "help": "label_contrast: chosen has the human label, rejected not, same count per class | margin: best "
+                "vs worst reward (follows the teacher's majority label; the first CPU runs used it)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (strength of the KL anchor)"})
+    max_length: int = field(default=384, metadata={"help": "max tokens of prompt + output"})
+    lr: float = field(default=2e-5, metadata={"help": "peak learning rate (LoRA)"})
 
-def rescore(records: Sequence[dict], pairs: Sequence[Pair], weights: RewardWeights | None = None,
-            max_chars: int = 400) -> list[dict]:
-    """The same samples scored again with the current reward (a reward change needs no new sampling)."""
-    by_id = {p.id: p for p in pairs}
-    return [{**r, "samples": [{**s, "reward": score_output(s["text"], by_id[r["id"]], weights, max_chars).to_json()}
-                              for s in r["samples"]]} for r in records if r["id"] in by_id]
-
-
-def reward_summary(records: Sequence[dict]) -> dict:
-    """Mean of each reward dimension over all samples, and how many samples there were."""
-    rewards = [s["reward"] for r in records for s in r["samples"]]
-    return {**mean_rewards(rewards), "samples": len(rewards)}
-
-
-def write_samples(records: Sequence[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-
-
-def read_samples(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.sampling, dict):
+            self.sampling = RewardSampleConfig(**self.sampling)
+        if self.beta <= 0 or self.pairs_per_prompt < 1:
+            raise ValueError("beta must be > 0 and pairs_per_prompt >= 1")
+        if self.selection not in {"label_contrast", "margin"}:
+            raise ValueError("selection must be 'label_contrast' or 'margin'")
 
 
 def preference_pairs(records: Sequence[dict], min_margin: float = 0.15, pairs_per_prompt: int = 1) -> list[dict]:
@@ -110,27 +108,12 @@ def label_contrast_pairs(records: Sequence[dict], min_margin: float = 0.15, seed
     return [p for label in sorted(by_class) for p in rng.sample(by_class[label], quota)]
 
 
-def run_reward_sampling(cfg: RewardSampleConfig, backend: TeacherBackend | None = None) -> tuple[list[dict], dict]:
-    """``relevance teacher reward``: sample, score, write ``cfg.out``; returns records and the summary."""
-    pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=True)
-    if backend is None:
-        from training.teacher.generation import LocalBackend
-
-        backend = LocalBackend.from_teacher(cfg.teacher, cfg.template(),
-                                            cfg.generation, dtype=cfg.dtype, threads=cfg.threads)
-    records = sample_and_score(backend, pairs, cfg.samples_per_pair, cfg.weights, cfg.max_chars)
-    write_samples(records, cfg.out)
-    summary = reward_summary(records)
-    log.info("reward over %d samples: %s", summary.get("samples", 0), summary)
-    return records, summary
-
-
 def train_dpo(cfg: TeacherDPOConfig):
     """Run DPO on chosen/rejected pairs from ``cfg.samples`` (or sampled now); returns the teacher folder."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from training.teacher.trainer_utils import finish_step, start_step, trainer_kwargs
+    from teacher.trainer import finish_step, start_step, trainer_kwargs, trainer_process_state
 
     if cfg.samples:
         records = rescore(read_samples(cfg.samples), load_pairs(cfg.data, cfg.sampling.split),
@@ -150,12 +133,14 @@ def train_dpo(cfg: TeacherDPOConfig):
     rows = [{"prompt": template.render(started.tokenizer, by_id[r["id"]]), "chosen": r["chosen"],
              "rejected": r["rejected"]} for r in prefs if r["id"] in by_id]
     log.info("DPO: %d preference pairs from %d scored pairs", len(rows), len(records))
-    args = DPOConfig(**trainer_kwargs(cfg, started.out), beta=cfg.beta, max_length=cfg.max_length,
-                     dataset_num_proc=None)
-    trainer = DPOTrainer(model=started.model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
-    trainer.train()
-    summary = reward_summary(records)
-    return finish_step(trainer, started, cfg, "dpo", {
-        "preference_pairs": len(rows), "selection": cfg.selection, "mean_margin": sum(r["margin"] for r in prefs) / len(prefs),
-        "sample_reward": summary, "prompt_version": template.version})
+    with trainer_process_state():
+        args = DPOConfig(**trainer_kwargs(cfg, started.out), beta=cfg.beta, max_length=cfg.max_length,
+                         dataset_num_proc=None)
+        trainer = DPOTrainer(model=started.model, args=args, train_dataset=Dataset.from_list(rows),
+                             processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
+        trainer.train()
+        summary = reward_summary(records)
+        return finish_step(trainer, started, cfg, "dpo", {
+            "preference_pairs": len(rows), "selection": cfg.selection,
+            "mean_margin": sum(r["margin"] for r in prefs) / len(prefs),
+            "sample_reward": summary, "prompt_version": template.version})

@@ -1,9 +1,4 @@
-"""Generation backends: what annotation, evaluation, reward sampling and bootstrapping call.
-
-A backend turns pairs into completions: ``complete(pairs, sample=..., n=..., hints=...)`` returns,
-per pair, ``n`` :class:`Completion` objects (the generated text and, when available, the label
-probabilities). :class:`LocalBackend` runs a Hugging Face causal LM in this process;
-:class:`~training.teacher.http_backend.HttpBackend` calls an OpenAI-compatible server.
+"""The local backend: generate with a Hugging Face causal LM in this process.
 
 Label probabilities come from the logits of the label tokens at the position right after
 ``Label:`` in the generated chain: ``p(c) = softmax_c(logit[first token of " <c>"])`` over the
@@ -22,47 +17,13 @@ with it.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from relevance.data import Pair
 from relevance.labels import LABELS
-from training.teacher.config import GenerationSettings
-from training.teacher.prompts import PromptTemplate, parse_output
-
-_LABEL_PREFIX = re.compile(r"label\s*:\s*$", re.IGNORECASE)
-_DECOR = re.compile(r"[*_`]+")
-
-
-@dataclass
-class Completion:
-    text: str
-    probs: dict[str, float] | None = None
-    error: str | None = None  # the backend could not produce an output (e.g. HTTP failure)
-
-
-class TeacherBackend(Protocol):
-    name: str
-    version: str
-    template: PromptTemplate
-
-    def complete(self, pairs: Sequence[Pair], *, sample: bool = False, n: int = 1,
-                 hints: Sequence[str | None] | None = None) -> list[list[Completion]]: ...
-
-
-def softmax(values: dict[str, float]) -> dict[str, float]:
-    top = max(values.values())
-    exps = {k: math.exp(v - top) for k, v in values.items()}
-    total = sum(exps.values())
-    return {k: exps[k] / total for k in LABELS if k in exps}
-
-
-def ends_with_label_prefix(text: str) -> bool:
-    """True when ``text`` ends with ``Label:`` (markdown decoration and trailing spaces ignored)."""
-    return bool(_LABEL_PREFIX.search(_DECOR.sub("", text).rstrip()))
+from teacher.backends.base import Completion, ends_with_label_prefix, softmax
+from teacher.chains.prompts import PromptTemplate, parse_output
+from teacher.settings import GenerationSettings
 
 
 class LabelTokens:
@@ -147,7 +108,7 @@ class LocalBackend:
     @classmethod
     def from_teacher(cls, path: str, template: PromptTemplate | None = None,
                      settings: GenerationSettings | None = None, dtype: str = "float32", threads: int = 0):
-        from training.teacher.model import load_teacher
+        from teacher.model import load_teacher
 
         model, tokenizer, spec = load_teacher(path, dtype=dtype, threads=threads)
         return cls(model, tokenizer, spec.name, spec.version, template, settings, spec.label_bias)

@@ -1,7 +1,7 @@
 """Multi-dimensional reward for a teacher output (a reasoning chain ending in ``Label: ...``).
 
 Each dimension is a function of the parsed output (and the pair) with a value in [0, 1];
-the reward is their weighted sum (weights: :class:`~training.teacher.config.RewardWeights`)::
+the reward is their weighted sum (weights: :class:`RewardWeights`)::
 
     R = 0.5 * label + 0.2 * consistency + 0.15 * faithfulness + 0.15 * format     (defaults; R in [0, 1])
 
@@ -14,7 +14,7 @@ With ``d(a, b) = |ord(a) - ord(b)|`` on the ordinal scale irrelevant < partial <
   to ``partial`` for every pair (docs/teacher.md).
 * **consistency** (chain vs. label): ``1 - d(label, implied) / 2`` where ``implied`` is what the
   chain's own findings point to under the raters' rules
-  (:func:`~training.teacher.attributes.implied_label`); 0 without a label or a type verdict.
+  (:func:`~teacher.chains.attributes.implied_label`); 0 without a label or a type verdict.
 * **faithfulness**: ``supported / cited`` over the words the chain cites (``Wants`` and the
   parenthesised details): a word counts as supported if it (or its singular) or the number
   occurs in the query or any service field. Attributes that appear in neither are penalised;
@@ -31,13 +31,12 @@ No dimension needs a learned judge: all four are computed from the text and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from relevance.data import Pair
 from relevance.labels import LABELS
-from training.teacher.attributes import STOPWORDS, implied_label, stem, words
-from training.teacher.config import RewardWeights
-from training.teacher.prompts import DIMENSIONS, LINE_NAMES, ParsedChain, parse_output
+from teacher.chains.attributes import STOPWORDS, implied_label, stem, words
+from teacher.chains.prompts import DIMENSIONS, LINE_NAMES, ParsedChain, parse_output
 
 DIMENSION_NAMES: tuple[str, ...] = ("label", "consistency", "faithfulness", "format")
 # Words of the chain format itself, never attribute claims.
@@ -45,6 +44,29 @@ _TEMPLATE_WORDS = frozenset(
     "query product search shopper wants same different related not asked yes no type brand specs size colour color "
     "accessory label exact partial irrelevant vs versus none".split()
 )
+
+
+@dataclass
+class RewardWeights:
+    """Weights of the reward dimensions (see the module docstring); they need not sum to 1."""
+
+    label: float = field(default=0.5, metadata={"help": "label correctness vs. the human label"})
+    consistency: float = field(default=0.2, metadata={"help": "findings in the chain imply the stated label"})
+    faithfulness: float = field(default=0.15, metadata={"help": "attributes cited appear in the query or service"})
+    format: float = field(default=0.15, metadata={"help": "all lines present, in order, short, nothing extra"})
+    label_scoring: str = field(default="exact", metadata={
+        "help": "exact: 1 for the human label, else 0 | ordinal: 1 - class distance / 2 (partial credit; "
+                "hackable: 'partial' earns >= 0.5 against any label, and DPO collapsed onto it)"})
+
+    def __post_init__(self) -> None:
+        if min(self.label, self.consistency, self.faithfulness, self.format) < 0:
+            raise ValueError("reward weights must be >= 0")
+        if self.label_scoring not in {"exact", "ordinal"}:
+            raise ValueError("label_scoring must be 'exact' or 'ordinal'")
+
+    def as_dict(self) -> dict[str, float]:
+        """The dimension weights only (``label_scoring`` is how the label dimension scores, not a weight)."""
+        return {k: v for k, v in asdict(self).items() if k != "label_scoring"}
 
 
 def _distance(a: str, b: str) -> int:
