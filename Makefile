@@ -35,7 +35,7 @@ test: install-dev deploy-tools
 # Benchmarks print numbers and write docs/ tables; run them on a quiet machine (nothing else running).
 bench: install-dev
 	$(VENV)/bin/relevance lab runtimes runs/bundle-full --checkpoint runs/student/best
-	$(PY) -m loadtest.bench --bundle $(BUNDLE)
+	$(VENV)/bin/relevance loadtest bench --bundle $(BUNDLE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

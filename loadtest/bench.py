@@ -1,6 +1,6 @@
 """Benchmark the service against raw ORT compute and a naive per-request server, open loop.
 
-    python -m loadtest.bench --bundle models/default --data ../shared/data/homedepot
+    relevance loadtest bench --bundle models/default --data ../shared/data/homedepot
 
 In one run: (1) the raw ONNX Runtime rate of the bundle on padded batches of one request's
 services; (2) the service (``relevance serve``, started here on a free loopback port) under an
@@ -13,117 +13,50 @@ generator's own CPU is measured and reported).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from loadtest.config import BenchConfig
 from loadtest.engine import RateResult, http_request, run_rate, with_pool
 from loadtest.queueing import max_utilisation
 from loadtest.raw import RawResult, raw_compute_rate
 from loadtest.report import (
     INFINITY_EMB_PAIRS_S,
     bench_markdown,
-    command_line,
     rate_line,
     raw_line,
     summary_lines,
 )
 from loadtest.search import Sweep, sweep
 from loadtest.servers import (
-    add_set_option,
     max_run_pairs,
     naive_command,
-    parse_settings,
     service_command,
     settings_env,
     started_server,
 )
-from loadtest.traffic import DataMissing, add_data_option, build_bodies, load_test_split, pairs_of
-
-DEFAULT_FRACTIONS = "0.25,0.5,0.7,0.85,1.0,1.15,1.3,1.5,1.75"
+from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m loadtest.bench",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle to serve and measure")
-    add_data_option(p, "Home Depot folder (pairs.csv + splits.csv); the test split's queries are used")
-    p.add_argument("--services", type=int, default=32, help="services per request")
-    p.add_argument(
-        "--rates",
-        default="",
-        help="offered rates in pairs/s, comma-separated; empty: fractions "
-        "of the raw compute rate, see --fractions",
-    )
-    p.add_argument("--fractions", default=DEFAULT_FRACTIONS, help="offered rates as fractions of raw compute")
-    p.add_argument(
-        "--refine",
-        type=int,
-        default=2,
-        help="bisection steps between the best passing and the first failing rate",
-    )
-    p.add_argument("--duration", type=float, default=15.0, help="measured seconds per offered rate")
-    p.add_argument(
-        "--warmup", type=float, default=2.0, help="unmeasured seconds at each rate before measuring"
-    )
-    p.add_argument("--max-requests", type=int, default=3000, help="measured requests per rate at most")
-    p.add_argument(
-        "--arrivals",
-        choices=["poisson", "uniform"],
-        default="poisson",
-        help="inter-arrival times: exponential (realistic) or evenly spaced",
-    )
-    p.add_argument("--p99-target-ms", type=float, default=100.0, help="latency target for 'best throughput'")
-    p.add_argument(
-        "--deadline-ms",
-        type=float,
-        default=0.0,
-        help="X-Deadline-Ms sent with each request (0: none, the service's default applies)",
-    )
-    p.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, seconds")
-    p.add_argument("--pause", type=float, default=1.0, help="seconds between rates, for queues to drain")
-    p.add_argument("--raw-seconds", type=float, default=10.0, help="how long to run raw ORT compute")
-    p.add_argument("--precision", default="", help="graph to run (empty: the bundle's default)")
-    p.add_argument("--intra-op-threads", type=int, default=0, help="ORT threads for all three (0: all cores)")
-    add_set_option(p, "service setting, e.g. --set max_batch_pairs=32 (sent as RELEVANCE_NAME)")
-    p.add_argument(
-        "--cache",
-        action="store_true",
-        help="leave the result cache on (off by default: it would measure repeats, not the model)",
-    )
-    p.add_argument("--skip-raw", action="store_true", help="do not measure raw ORT compute")
-    p.add_argument("--skip-naive", action="store_true", help="do not measure the naive baseline")
-    p.add_argument("--bodies", type=int, default=2000, help="distinct request bodies to cycle through")
-    p.add_argument("--out", default="docs/benchmarks-service.md", help="markdown output ('' to skip)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    if not args.rates and args.skip_raw:
-        p.error("--skip-raw needs --rates (the default rates are fractions of the raw compute rate)")
-    return args
-
-
-def service_settings(args: argparse.Namespace) -> dict[str, str]:
+def service_settings(cfg: BenchConfig) -> dict[str, str]:
     settings = {
-        "cache_enabled": "true" if args.cache else "false",
+        "cache_enabled": "true" if cfg.cache else "false",
         "log_level": "warning",
-        "intra_op_threads": str(args.intra_op_threads),
+        "intra_op_threads": str(cfg.intra_op_threads),
     }
-    if args.precision:
-        settings["precision"] = args.precision
-    return {**settings, **parse_settings(args.settings)}
+    if cfg.precision:
+        settings["precision"] = cfg.precision
+    return {**settings, **cfg.settings}
 
 
-def offered_rates(args: argparse.Namespace, raw: RawResult | None) -> list[float]:
-    if args.rates:
-        return [float(r) for r in args.rates.split(",") if r.strip()]
+def offered_rates(cfg: BenchConfig, raw: RawResult | None) -> list[float]:
+    if cfg.rates:
+        return list(cfg.rates)
     assert raw is not None
-    return [round(float(f) * raw.pairs_per_s) for f in args.fractions.split(",") if f.strip()]
+    return [round(f * raw.pairs_per_s) for f in cfg.fractions]
 
 
 def ratios(raw: RawResult | None, service: Sweep, naive: Sweep | None, target_ms: float) -> dict[str, float]:
@@ -163,12 +96,12 @@ def measure_server(
     name: str,
     command: Callable[[int], list[str]],
     env: dict[str, str],
-    args: argparse.Namespace,
+    cfg: BenchConfig,
     bodies: list[bytes],
     rates: list[float],
     log_dir: Path,
 ) -> Sweep:
-    headers = {"X-Deadline-Ms": f"{args.deadline_ms:g}"} if args.deadline_ms > 0 else None
+    headers = {"X-Deadline-Ms": f"{cfg.deadline_ms:g}"} if cfg.deadline_ms > 0 else None
     with started_server(command, env, log_dir / f"{name}.log") as target:
         requests = [http_request(target.host, target.port, "/relevance", b, headers) for b in bodies]
 
@@ -179,99 +112,102 @@ def measure_server(
                 lambda pool: run_rate(
                     pool,
                     requests,
-                    pairs_s / args.services,
-                    args.duration,
-                    args.max_requests,
-                    args.services,
-                    args.arrivals,
-                    args.warmup,
-                    args.timeout,
-                    args.seed,
+                    pairs_s / cfg.services,
+                    cfg.duration,
+                    cfg.max_requests,
+                    cfg.services,
+                    cfg.arrivals,
+                    cfg.warmup,
+                    cfg.timeout,
+                    cfg.seed,
                     target.server_cpu,
                 ),
             )
-            time.sleep(args.pause)
+            time.sleep(cfg.pause)
             return res
 
         def show(res: RateResult) -> None:
-            print(rate_line(name, res, args.p99_target_ms), flush=True)
+            print(rate_line(name, res, cfg.p99_target_ms), flush=True)
 
-        return sweep(name, measure, rates, args.p99_target_ms, args.refine, show)
+        return sweep(name, measure, rates, cfg.p99_target_ms, cfg.refine, show)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = command_line("loadtest.bench", argv)
-    if not (args.bundle / "bundle.json").is_file():
+def run(cfg: BenchConfig, command: str) -> int:
+    """The benchmark of ``cfg``; ``command`` is the command line recorded in the table (the one that
+    reproduces it). Returns the exit status."""
+    bundle = Path(cfg.bundle)
+    if not (bundle / "bundle.json").is_file():
         print(
-            f"no bundle at {args.bundle} (expected {args.bundle / 'bundle.json'}); pass --bundle",
+            f"no bundle at {bundle} (expected {bundle / 'bundle.json'}); pass --bundle",
             file=sys.stderr,
         )
         return 2
     try:
-        by_query = load_test_split(args.data)
+        by_query = load_test_split(Path(cfg.data))
     except DataMissing as err:
         print(err, file=sys.stderr)
         return 2
-    bodies = build_bodies(by_query, args.services, args.bodies, args.seed)
+    bodies = build_bodies(by_query, cfg.services, cfg.bodies, cfg.seed)
     print(
-        f"{len(by_query)} test queries -> {len(bodies)} request bodies of {args.services} services",
+        f"{len(by_query)} test queries -> {len(bodies)} request bodies of {cfg.services} services",
         flush=True,
     )
-    settings = service_settings(args)
+    settings = service_settings(cfg)
 
     raw = None
-    if not args.skip_raw:
+    if not cfg.skip_raw:
         raw = raw_compute_rate(
-            args.bundle,
+            bundle,
             [pairs_of(b) for b in bodies[:64]],
-            args.precision or None,
-            args.intra_op_threads,
-            args.raw_seconds,
+            cfg.precision or None,
+            cfg.intra_op_threads,
+            cfg.raw_seconds,
             run_pairs=(max_run_pairs(settings),),
         )
         print(raw_line(raw), flush=True)
-    rates = offered_rates(args, raw)
+    rates = offered_rates(cfg, raw)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         logs = Path(tmp)
         service = measure_server(
             "service",
-            lambda port: service_command(args.bundle, port),
+            lambda port: service_command(bundle, port),
             settings_env(settings),
-            args,
+            cfg,
             bodies,
             rates,
             logs,
         )
         naive = None
-        if not args.skip_naive:
+        if not cfg.skip_naive:
             naive = measure_server(
                 "naive",
-                lambda port: naive_command(args.bundle, port, args.intra_op_threads),
+                lambda port: naive_command(bundle, port, cfg.intra_op_threads),
                 {},
-                args,
+                cfg,
                 bodies,
                 rates,
                 logs,
             )
 
     summary = summary_lines(
-        raw, ratios(raw, service, naive, args.p99_target_ms), naive is not None, args.p99_target_ms
+        raw, ratios(raw, service, naive, cfg.p99_target_ms), naive is not None, cfg.p99_target_ms
     )
     print("\n".join(summary))
-    if args.out:
+    if cfg.out:
         from relevance.bundle import load_bundle
 
-        m = load_bundle(args.bundle, verify=False).manifest
-        desc = f"`{m.name}` {m.version} ({args.precision or m.default_precision})"
-        out = Path(args.out)
+        m = load_bundle(bundle, verify=False).manifest
+        desc = f"`{m.name}` {m.version} ({cfg.precision or m.default_precision})"
+        out = Path(cfg.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         sweeps = [service, *([naive] if naive else [])]
-        out.write_text(bench_markdown(command, settings, desc, summary, sweeps, args.services, args.arrivals))
+        out.write_text(bench_markdown(command, settings, desc, summary, sweeps, cfg.services, cfg.arrivals))
         print(f"wrote {out}")
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m loadtest.bench: the same as relevance loadtest bench
+    from loadtest import run_as_relevance_command
+
+    run_as_relevance_command("bench")

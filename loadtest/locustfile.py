@@ -6,14 +6,14 @@
 Environment: ``LOADTEST_SCENARIO`` (required) the scenario file; ``LOADTEST_DATA`` the Home Depot
 folder or a .jsonl file (default: ``$RELEVANCE_DATA``, else ``../shared/data/homedepot``);
 ``LOADTEST_USER_RPS`` requests per second each user aims at (default 1). Each request draws a Zipf-popular query, a services count and an
-A/B bucket exactly as ``python -m loadtest.run`` does (``loadtest.traffic``); the scenario's share is
+A/B bucket exactly as ``relevance loadtest run`` does (``loadtest.traffic``); the scenario's share is
 mirrored to ``/relevance/shadow`` at the same moment, and its deadline header is sent. Locust's
 statistics are split by bucket (``/relevance [bucket=a]``); a 503 is a failure named "shed"; the cache
 hit share and the variants that answered are printed when the test stops. The step search, and so
 ``step`` in the scenario, is ``loadtest.run``'s: here the offered rate is users x LOADTEST_USER_RPS.
 
 Locust is closed loop: a user waits for its answer before the next request, so an overloaded server
-slows the offered load down (coordinated omission); ``python -m loadtest.run`` measures open loop.
+slows the offered load down (coordinated omission); ``relevance loadtest run`` measures open loop.
 Locust is not a dependency of the project: ``pip install locust``.
 """
 

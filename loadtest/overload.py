@@ -1,6 +1,6 @@
 """Does the service keep its latency promises under overload? Offered loads as multiples of the raw compute rate.
 
-    python -m loadtest.overload --bundle models/default --data ../shared/data/homedepot --out-dir runs/overload
+    relevance loadtest overload --bundle models/default --data ../shared/data/homedepot --out-dir runs/overload
 
 In one run: the raw ORT compute rate ``R`` (pairs/s, the service's own run plan) of the scenario's
 pairs, measured before the server starts; then the service with its default settings (``--set`` changes
@@ -19,7 +19,6 @@ overload.png to --out-dir. Run it on a quiet machine: server and generator share
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtest.config import OverloadConfig
 from loadtest.engine import (
     Outcome,
     Pool,
@@ -47,7 +47,6 @@ from loadtest.engine import (
 from loadtest.plot import PlotUnavailable, overload_plot
 from loadtest.raw import raw_compute_rate
 from loadtest.report import (
-    command_line,
     cpu_description,
     or_na,
     overload_markdown,
@@ -59,16 +58,13 @@ from loadtest.scenario import ScenarioError, load_scenario
 from loadtest.servers import (
     RssSampler,
     Target,
-    add_set_option,
     max_run_pairs,
-    parse_settings,
     service_command,
     settings_env,
     started_server,
 )
-from loadtest.traffic import PRIMARY_PATH, DataMissing, Draw, Traffic, add_data_option, read_reply
+from loadtest.traffic import PRIMARY_PATH, DataMissing, Draw, Traffic, read_reply
 
-DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "overload.json"
 HEALTHZ, METRICS = "/healthz", "/metrics"
 LONE_SIZES = (1, 8, 32, 64, 128, 256)
 RECOVERY_SERVICES = 32  # services of a recovery probe
@@ -225,7 +221,7 @@ class Bench:
     pool: Pool
     traffic: Traffic  # the load
     target: Target  # the service, started here
-    args: argparse.Namespace
+    cfg: OverloadConfig
 
     def __post_init__(self) -> None:
         # the same queries, candidate lists as long as the largest lone request; with and without the deadline
@@ -242,13 +238,13 @@ class Bench:
 async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int) -> LoadStep:
     """One offered load: ``multiple`` x R for ``--duration`` s (at most ``--max-requests``), probes of
     /healthz and /metrics spread over it, and the recovery probes from its last send."""
-    args, traffic, target = bench.args, bench.traffic, bench.target
+    cfg, traffic, target = bench.cfg, bench.traffic, bench.target
     scenario = traffic.scenario
     rate_rps = multiple * raw_pairs_s / scenario.mean_services
-    count = min(args.max_requests, max(1, int(rate_rps * args.duration)))
+    count = min(cfg.max_requests, max(1, int(rate_rps * cfg.duration)))
     timed = traffic.timed_draws(rate_rps, count, seed)
     span = count / rate_rps
-    n_probes = max(2, int(span * args.probes_per_s))
+    n_probes = max(2, int(span * cfg.probes_per_s))
     probe_paths = [HEALTHZ if i % 2 == 0 else METRICS for i in range(n_probes)]
     schedule = sorted(
         [
@@ -277,7 +273,7 @@ async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int
             [s[0] for s in schedule],
             [s[1] for s in schedule],
             0,
-            args.timeout,
+            cfg.timeout,
             server_cpu=target.server_cpu,
             observe=observe,
             start=start,
@@ -310,7 +306,7 @@ async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[s
     for n in LONE_SIZES:
         requests = [bench.fresh_request(n, deadline=False) for _ in range(repeats)]
         outcomes = await run_closed_loop(
-            bench.pool, requests, bench.args.timeout, gap_s=gap_s, observe=_estimate
+            bench.pool, requests, bench.cfg.timeout, gap_s=gap_s, observe=_estimate
         )
         latencies = [o.latency_s for o in outcomes]
         estimates = [o.info for o in outcomes if o.info is not None]
@@ -337,150 +333,79 @@ async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[s
     return rows
 
 
-def services_mix(text: str) -> int | dict[int, float]:
-    """``--services``: ``32`` (every request) or ``1:0.05,16:0.2,32:0.25,...`` (count:weight)."""
+def run(cfg: OverloadConfig, command: str) -> int:
+    """The overload benchmark of ``cfg``; ``command`` is the command line recorded in the report (the one
+    that reproduces it). Returns the exit status: 1 when a promise fails."""
+    bundle = Path(cfg.bundle)
+    out_dir = Path(cfg.out_dir)
     try:
-        if ":" not in text:
-            return int(text)
-        return {int(n): float(w) for n, w in (item.split(":") for item in text.split(",") if item.strip())}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or N:WEIGHT,N:WEIGHT,...") from None
-
-
-def multiples(text: str) -> list[float]:
-    try:
-        values = [float(m) for m in text.split(",") if m.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers, comma-separated")
-    return sorted(values)
-
-
-_NUMBER_OPTIONS = (
-    ("--duration", float, 12.0, "seconds of load per multiple"),
-    ("--max-requests", int, 4000, "requests per load at most"),
-    ("--probes-per-s", float, 4.0, "/healthz and /metrics probes per second during a load, taking turns"),
-    ("--raw-seconds", float, 4.0, "seconds to time the raw compute rate"),
-    ("--lone-repeats", int, 15, "requests per size in the lone table"),
-    ("--lone-gap-s", float, 0.2, "pause between lone requests, seconds"),
-    ("--pause-s", float, 1.0, "pause between loads, seconds"),
-    ("--timeout", float, 10.0, "client timeout per request, seconds"),
-)
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m loadtest.overload",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--bundle", type=Path, default=Path("models/default"), help="bundle the service serves")
-    add_data_option(
-        p, "queries and products: a Home Depot folder or a generic .jsonl file (default: %(default)s)"
-    )
-    p.add_argument(
-        "--scenario",
-        type=Path,
-        default=DEFAULT_SCENARIO,
-        help="traffic (loadtest/scenario.py; default: loadtest/scenarios/overload.json)",
-    )
-    p.add_argument(
-        "--services",
-        type=services_mix,
-        help="services per request, overriding the scenario's: N, or N:WEIGHT,... (e.g. 8:1,32:2,128:1)",
-    )
-    p.add_argument(
-        "--deadline-ms", type=float, help="X-Deadline-Ms of every request (default: the scenario's, 250)"
-    )
-    p.add_argument(
-        "--multiples",
-        type=multiples,
-        default="0.25,0.5,1,2,5",
-        help="offered loads as multiples of R, comma-separated (default: %(default)s)",
-    )
-    for flag, kind, default, text in _NUMBER_OPTIONS:
-        p.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
-    p.add_argument(
-        "--out-dir",
-        type=Path,
-        default=Path("runs/overload"),
-        help="report.json, report.md, overload.png and server.log (default: %(default)s)",
-    )
-    add_set_option(
-        p, "service setting for this run, e.g. --set cache_enabled=false (default: the service's defaults)"
-    )
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(Path(cfg.scenario))
         changes: dict[str, Any] = {}
-        if args.services is not None:
-            changes["services"] = args.services
-        if args.deadline_ms is not None:
-            changes["deadline_ms"] = args.deadline_ms
-        traffic = Traffic.from_data(scenario, args.data).with_changes(**changes)
+        if cfg.services_override is not None:
+            changes["services"] = cfg.services_override
+        if cfg.deadline_ms is not None:
+            changes["deadline_ms"] = cfg.deadline_ms
+        traffic = Traffic.from_data(scenario, Path(cfg.data)).with_changes(**changes)
         if traffic.scenario.deadline_ms is None:
             raise ScenarioError(
-                f"{args.scenario}: the overload benchmark needs a deadline (deadline_ms or --deadline-ms)"
+                f"{cfg.scenario}: the overload benchmark needs a deadline (deadline_ms or --deadline-ms)"
             )
     except (ScenarioError, DataMissing) as err:
         print(err, file=sys.stderr)
         return 2
     scenario = traffic.scenario
-    settings = {"log_level": "warning", **parse_settings(args.settings)}
+    settings = {"log_level": "warning", **cfg.settings}
     run_pairs = max_run_pairs(settings)
     sample = traffic.draw(np.random.default_rng(scenario.seed), 64)
     raw = raw_compute_rate(
-        args.bundle, [traffic.pairs(d) for d in sample], None, 0, args.raw_seconds, run_pairs=(run_pairs,)
+        bundle, [traffic.pairs(d) for d in sample], None, 0, cfg.raw_seconds, run_pairs=(run_pairs,)
     )
     raw_pairs_s = raw.planned[run_pairs][0]
     print(f"raw compute rate R = {raw_pairs_s:.0f} pairs/s (sorted runs of {run_pairs})", flush=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     steps: list[LoadStep] = []
 
     async def drive(bench: Bench) -> list[dict[str, Any]]:
-        lone = await lone_requests(bench, args.lone_repeats, args.lone_gap_s)
-        for k, multiple in enumerate(args.multiples):
-            await asyncio.sleep(args.pause_s)
+        lone = await lone_requests(bench, cfg.lone_repeats, cfg.lone_gap_s)
+        for k, multiple in enumerate(cfg.multiples):
+            await asyncio.sleep(cfg.pause_s)
             steps.append(await load_step(bench, multiple, raw_pairs_s, scenario.seed + k))
             print(overload_step_line(steps[-1]), flush=True)
         return lone
 
     with started_server(
-        lambda port: service_command(args.bundle, port), settings_env(settings), args.out_dir / "server.log"
+        lambda port: service_command(bundle, port), settings_env(settings), out_dir / "server.log"
     ) as target:
-        lone = with_pool(target.host, target.port, lambda pool: drive(Bench(pool, traffic, target, args)))
+        lone = with_pool(target.host, target.port, lambda pool: drive(Bench(pool, traffic, target, cfg)))
     report: dict[str, Any] = {
-        "command": command_line("loadtest.overload", argv),
+        "command": command,
         "date": utc_now("%Y-%m-%d %H:%M UTC"),
         "machine": cpu_description(),
-        "bundle": str(args.bundle),
+        "bundle": str(bundle),
         "settings": settings,
         "raw_pairs_s": raw_pairs_s,
         "max_run_pairs": run_pairs,
-        "duration_s": args.duration,
-        "max_requests": args.max_requests,
+        "duration_s": cfg.duration,
+        "max_requests": cfg.max_requests,
         "arrivals": scenario.arrivals,
         "traffic": traffic.summary(),
         "steps": [asdict(s) for s in steps],
-        "lone_repeats": args.lone_repeats,
+        "lone_repeats": cfg.lone_repeats,
         "lone": lone,
         "promises": promise_checks(steps, lone),
     }
     text = overload_markdown(report, RECOVERY_LIMIT_S)
-    write_json(args.out_dir / "report.json", report)
-    (args.out_dir / "report.md").write_text(text)
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.md").write_text(text)
     try:
-        overload_plot(report, args.out_dir / PLOT_NAME)
+        overload_plot(report, out_dir / PLOT_NAME)
     except PlotUnavailable as err:
         print(f"no plot: {err}", file=sys.stderr)
     print(text)
     return 0 if all(ok for _, ok in report["promises"]) else 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m loadtest.overload: the same as relevance loadtest overload
+    from loadtest import run_as_relevance_command
+
+    run_as_relevance_command("overload")

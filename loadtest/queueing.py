@@ -11,16 +11,16 @@ service time?" and "what service time would this rate need?".
 
 The mean wait is checked against Pollaczek-Khinchine, ``E[W] = rho * S / (2 (1 - rho))``, in the tests.
 
-    python -m loadtest.queueing --raw-pairs-s 517 --pairs 32 --p99-ms 100
+    relevance loadtest queueing --raw-pairs-s 517 --pairs 32 --p99-ms 100
 """
 
 from __future__ import annotations
 
-import argparse
 from functools import lru_cache
 
 import numpy as np
 
+from loadtest.config import QueueingConfig
 from loadtest.report import table
 
 DEFAULT_ARRIVALS = 400_000
@@ -61,31 +61,27 @@ def max_utilisation(service_s: float, target_s: float, quantile: float = 99.0, n
     return low
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--service-ms", type=float, help="compute per request (ms)")
-    group.add_argument("--raw-pairs-s", type=float, help="raw compute rate (pairs/s); with --pairs gives the service time")
-    parser.add_argument("--pairs", type=int, default=32, help="pairs (services) per request")
-    parser.add_argument("--p99-ms", type=float, default=100.0, help="the latency target")
-    parser.add_argument("--utilisation", type=float, default=0.85, help="the utilisation a throughput target implies")
-    args = parser.parse_args(argv)
-    service_ms = args.service_ms or 1000.0 * args.pairs / args.raw_pairs_s
-    raw = 1000.0 * args.pairs / service_ms
-    print(f"M/D/1, Poisson arrivals, {service_ms:.1f} ms of compute per request of {args.pairs} pairs "
+def run(cfg: QueueingConfig) -> int:
+    """Prints the p99 curve of the request's compute, the rate a p99 target allows and the compute a
+    utilisation target needs. Returns the exit status."""
+    service_ms = cfg.service_ms or 1000.0 * cfg.pairs / cfg.raw_pairs_s
+    raw = 1000.0 * cfg.pairs / service_ms
+    print(f"M/D/1, Poisson arrivals, {service_ms:.1f} ms of compute per request of {cfg.pairs} pairs "
           f"(raw {raw:.0f} pairs/s)")
     rows = []
     for rho in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85):
         factor = p99_factor(rho)
         rows.append([f"{rho:.2f}", f"{factor:.2f}", f"{service_ms * factor:.0f}", f"{rho * raw:.0f}"])
     print("\n".join(table(["utilisation", "p99 / service time", "p99 (ms)", "pairs/s"], "rrrr", rows)))
-    rho = max_utilisation(service_ms / 1000, args.p99_ms / 1000)
-    print(f"p99 <= {args.p99_ms:.0f} ms holds up to utilisation {rho:.3f}: {rho * raw:.0f} pairs/s ({rho:.2f}x raw)")
-    needed = args.p99_ms / p99_factor(args.utilisation)
-    print(f"{args.utilisation:.2f}x raw within p99 <= {args.p99_ms:.0f} ms needs <= {needed:.1f} ms per request "
-          f"(raw >= {1000 * args.pairs / needed:.0f} pairs/s, {service_ms / needed:.1f}x faster than this)")
+    rho = max_utilisation(service_ms / 1000, cfg.p99_ms / 1000)
+    print(f"p99 <= {cfg.p99_ms:.0f} ms holds up to utilisation {rho:.3f}: {rho * raw:.0f} pairs/s ({rho:.2f}x raw)")
+    needed = cfg.p99_ms / p99_factor(cfg.utilisation)
+    print(f"{cfg.utilisation:.2f}x raw within p99 <= {cfg.p99_ms:.0f} ms needs <= {needed:.1f} ms per request "
+          f"(raw >= {1000 * cfg.pairs / needed:.0f} pairs/s, {service_ms / needed:.1f}x faster than this)")
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m loadtest.queueing: the same as relevance loadtest queueing
+    from loadtest import run_as_relevance_command
+
+    run_as_relevance_command("queueing")

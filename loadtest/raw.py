@@ -9,13 +9,12 @@ request, so a noisy neighbour slows both alike):
   longest pair, exactly as the service's batcher plans a lone request (:func:`service.batcher.plan_runs`).
 
 Planned over padded is what padding-aware batching can win; the service over planned is what the
-server itself costs (HTTP, JSON, tokenisation, queueing). ``python -m loadtest.raw --run-pairs 4,8,16,32``
+server itself costs (HTTP, JSON, tokenisation, queueing). ``relevance loadtest raw --run-pairs 4,8,16,32``
 compares run sizes, the evidence behind the ``max_run_pairs`` default.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -24,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from loadtest.config import RawConfig
 from loadtest.report import table
-from loadtest.traffic import DataMissing, add_data_option, build_bodies, load_test_split, pairs_of
+from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import load_bundle
 from relevance.model import BundleModel
 from service.batcher import plan_runs
@@ -93,23 +93,16 @@ def raw_compute_rate(
                      planned)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"))
-    add_data_option(parser)
-    parser.add_argument("--services", type=int, default=32, help="services per request")
-    parser.add_argument("--run-pairs", default="4,8,16,32", help="max_run_pairs values to compare")
-    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per plan")
-    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all cores)")
-    args = parser.parse_args(argv)
+def run(cfg: RawConfig) -> int:
+    """Prints the padded plan's rate against sorted runs of each ``cfg.run_pairs``. Returns the exit status."""
     try:
-        bodies = build_bodies(load_test_split(args.data), args.services, 64)
+        bodies = build_bodies(load_test_split(Path(cfg.data)), cfg.services, 64)
     except DataMissing as err:
         print(err, file=sys.stderr)
         return 2
-    run_pairs = [int(k) for k in args.run_pairs.split(",") if k.strip()]
-    raw = raw_compute_rate(args.bundle, [pairs_of(b) for b in bodies], None, args.threads, args.seconds, run_pairs)
-    m = load_bundle(args.bundle, verify=False).manifest
+    bundle = Path(cfg.bundle)
+    raw = raw_compute_rate(bundle, [pairs_of(b) for b in bodies], None, cfg.threads, cfg.seconds, cfg.run_pairs)
+    m = load_bundle(bundle, verify=False).manifest
     print(f"{m.name} {m.version} ({raw.precision}), requests of {raw.batch_pairs} services, {raw.runs} requests per plan")
     rows = [["one padded batch", f"{raw.pairs_per_s:.0f}", f"{raw.padding_share:.0%}", "1.00x"]]
     rows += [
@@ -120,5 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m loadtest.raw: the same as relevance loadtest raw
+    from loadtest import run_as_relevance_command
+
+    run_as_relevance_command("raw")

@@ -13,8 +13,6 @@ import json
 import math
 import os
 import platform
-import shlex
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -66,11 +64,6 @@ def table(header: Sequence[str], align: str, rows: Iterable[Sequence[object]]) -
 
 def _row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
-def command_line(module: str, argv: list[str] | None) -> str:
-    """How the tool was run, for the report: ``python -m MODULE`` and its arguments."""
-    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def code_block(command: str) -> list[str]:

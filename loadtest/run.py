@@ -1,7 +1,11 @@
 """Find the highest throughput the relevance service sustains under a p99 target, for one scenario.
 
-    python -m loadtest.run --scenario loadtest/scenarios/ads-32.yaml --bundle models/default \\
+    relevance loadtest run --scenario loadtest/scenarios/ads-32.yaml --bundle models/default \\
         --p99-target-ms 100 --out-dir runs/loadtest/ads-32
+    relevance loadtest run --scenario loadtest/scenarios/ab-shadow.yaml --url http://127.0.0.1:8000
+    relevance loadtest run --scenario loadtest/scenarios/mixed-sizes.json --check
+    relevance loadtest run --scenario loadtest/scenarios/ads-32.yaml --set max_batch_pairs=32 --max-steps 4
+    relevance loadtest run --print-schema
 
 The scenario file says what traffic to send (Zipf-popular queries, services per request, A/B bucket
 mix, shadow mirror share, deadline header) and how to step the offered rate; see
@@ -10,12 +14,12 @@ scheduled send time; loopback only; every step bounded in requests and seconds).
 service is started here on a free loopback port (its CPU is measured too); with --url an already
 running one is loaded. Writes report.json (every step), report.md (a table) and
 latency-throughput.png to --out-dir. Run it on a quiet machine: server and generator share the cores
-(the generator's own CPU and send lag are measured and reported).
+(the generator's own CPU and send lag are measured and reported). docs/operations.md (Load testing)
+describes the report fields and the Locust file.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtest.config import STEP_OVERRIDES, LoadRunConfig
 from loadtest.engine import (
     ScheduleRun,
     endpoint_stats,
@@ -36,7 +41,6 @@ from loadtest.engine import (
 )
 from loadtest.plot import PlotUnavailable, latency_plot
 from loadtest.report import (
-    command_line,
     generator_summary,
     run_markdown,
     run_report,
@@ -47,95 +51,24 @@ from loadtest.scenario import Scenario, ScenarioError, load_scenario
 from loadtest.search import StepResult, search
 from loadtest.servers import (
     Target,
-    add_set_option,
-    parse_settings,
     parse_url,
     service_command,
     settings_env,
     started_server,
     wait_ready,
 )
-from loadtest.traffic import PRIMARY_PATH, SHADOW_PATH, DataMissing, Traffic, add_data_option, read_reply
+from loadtest.traffic import PRIMARY_PATH, SHADOW_PATH, DataMissing, Traffic, read_reply
 
 PLOT_NAME = "latency-throughput.png"
 
-_STEP_OVERRIDES = {
-    "start_pairs_s": "offered rate of the first step, pairs/s",
-    "step_pairs_s": "added to the offered rate at each step, pairs/s",
-    "max_steps": "steps at most before refining",
-    "refine": "bisection steps between the last good and the first bad rate",
-    "duration_s": "measured seconds per step",
-    "warmup_s": "unmeasured seconds at each step's rate first",
-    "pause_s": "seconds between steps",
-    "max_total_s": "time budget of the whole search, seconds",
-}
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m loadtest.run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  python -m loadtest.run --scenario loadtest/scenarios/ab-shadow.yaml --url http://127.0.0.1:8000\n"
-        "  python -m loadtest.run --scenario loadtest/scenarios/mixed-sizes.json --check\n"
-        "  python -m loadtest.run --scenario loadtest/scenarios/ads-32.yaml --set max_batch_pairs=32 "
-        "--max-steps 4\n"
-        "  python -m loadtest.run --print-schema\n"
-        "docs/operations.md (Load testing) describes the report fields and the Locust file.",
-    )
-    p.add_argument(
-        "--scenario", type=Path, help="scenario file (.yaml/.json), e.g. loadtest/scenarios/ads-32.yaml"
-    )
-    target = p.add_mutually_exclusive_group()
-    target.add_argument(
-        "--url",
-        help="load an already running service, e.g. http://127.0.0.1:8000 (loopback only; for a cluster, "
-        "kubectl port-forward first)",
-    )
-    target.add_argument(
-        "--bundle",
-        type=Path,
-        help="start `relevance serve` on this bundle on a free loopback port (default: models/default)",
-    )
-    add_data_option(
-        p,
-        "queries and products: a Home Depot folder (pairs.csv + splits.csv) or a generic .jsonl file "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--p99-target-ms", type=float, help="p99 target of a good step (default: the scenario's, else 100)"
-    )
-    p.add_argument("--out-dir", type=Path, help="where the report and plot go (default: runs/loadtest/NAME)")
-    add_set_option(
-        p,
-        "service setting for a service started here (with the scenario's service_settings), "
-        "e.g. --set max_batch_pairs=32",
-    )
-    steps = p.add_argument_group("step overrides (default: the scenario's step section)")
-    for name, help_text in _STEP_OVERRIDES.items():
-        kind = int if name in {"max_steps", "refine"} else float
-        steps.add_argument(f"--{name.replace('_', '-')}", type=kind, help=help_text)
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
-    p.add_argument(
-        "--check", action="store_true", help="validate the scenario and data, print the traffic, send nothing"
-    )
-    p.add_argument("--print-schema", action="store_true", help="print the scenario JSON schema and exit")
-    args = p.parse_args(argv)
-    if not args.print_schema and args.scenario is None:
-        p.error("--scenario is required (examples: loadtest/scenarios/)")
-    if args.url and args.settings:
-        p.error("--set configures a service started here (--bundle); a running --url keeps its own settings")
-    return args
-
-
-def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    step = {name: getattr(args, name) for name in _STEP_OVERRIDES if getattr(args, name) is not None}
-    if args.p99_target_ms is not None:
-        step["p99_target_ms"] = args.p99_target_ms
+def overrides(cfg: LoadRunConfig) -> dict[str, Any]:
+    """The scenario's settings that ``cfg`` overrides."""
+    step = {name: getattr(cfg, name) for name in STEP_OVERRIDES if getattr(cfg, name) is not None}
+    if cfg.p99_target_ms is not None:
+        step["p99_target_ms"] = cfg.p99_target_ms
     out: dict[str, Any] = {"step": step} if step else {}
-    if args.seed is not None:
-        out["seed"] = args.seed
+    if cfg.seed is not None:
+        out["seed"] = cfg.seed
     return out
 
 
@@ -195,19 +128,19 @@ def measure_step(target: Target, traffic: Traffic, rate_pairs_s: float, phase: s
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.print_schema:
+def run(cfg: LoadRunConfig, command: str) -> int:
+    """The step search of ``cfg``; ``command`` is the command line recorded in the report (the one that
+    reproduces it). Returns the exit status."""
+    if cfg.print_schema:
         print(json.dumps(Scenario.model_json_schema(), indent=2))
         return 0
-    command = command_line("loadtest.run", argv)
     try:
-        scenario = load_scenario(args.scenario, overrides(args))
-        target = parse_url(args.url) if args.url else None
+        scenario = load_scenario(Path(cfg.scenario), overrides(cfg))
+        target = parse_url(cfg.url) if cfg.url else None
     except (ScenarioError, ValueError) as err:
         print(err, file=sys.stderr)
         return 2
-    bundle = None if target else (args.bundle or Path("models/default"))
+    bundle = None if target else Path(cfg.bundle or "models/default")
     if bundle is not None and not (bundle / "bundle.json").is_file():
         print(
             f"no bundle at {bundle} (expected {bundle / 'bundle.json'}); pass --bundle or --url",
@@ -215,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        traffic = Traffic.from_data(scenario, args.data)
+        traffic = Traffic.from_data(scenario, Path(cfg.data))
     except (DataMissing, FileNotFoundError, ValueError) as err:
         print(err, file=sys.stderr)
         return 2
     print(f"scenario {scenario.name}: {json.dumps(traffic.summary())}", flush=True)
-    if args.check:
+    if cfg.check:
         plan = scenario.step
         print(
             f"step plan: {plan.start_pairs_s:g} pairs/s + {plan.step_pairs_s:g} per step, up to "
@@ -229,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    out_dir = args.out_dir or Path("runs/loadtest") / scenario.name
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path("runs/loadtest") / scenario.name
     out_dir.mkdir(parents=True, exist_ok=True)
     cpu0 = generator_cpu_seconds()
     with ExitStack() as stack:
         if target is None:
             assert bundle is not None
-            settings = {"log_level": "warning", **scenario.service_settings, **parse_settings(args.settings)}
+            settings = {"log_level": "warning", **scenario.service_settings, **cfg.settings}
             try:
                 target = stack.enter_context(
                     started_server(
@@ -282,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except PlotUnavailable as err:
         print(f"no plot: {err}", file=sys.stderr)
         plot_name = None
-    report = run_report(command, args.scenario, scenario, traffic, target_desc, result, generator, plot_name)
+    report = run_report(command, Path(cfg.scenario), scenario, traffic, target_desc, result, generator, plot_name)
     write_json(out_dir / "report.json", report)
     (out_dir / "report.md").write_text(run_markdown(report, result))
     r = report["result"]
@@ -299,5 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m loadtest.run: the same as relevance loadtest run
+    from loadtest import run_as_relevance_command
+
+    run_as_relevance_command("run")

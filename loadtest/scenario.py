@@ -12,7 +12,7 @@ default, unknown keys are errors. Example (``loadtest/scenarios/`` holds complet
     step: {start_pairs_s: 200, step_pairs_s: 100, max_steps: 10, p99_target_ms: 100}
     service_settings: {ab_buckets: {b: candidate}, variants: {candidate: models/default}}
 
-``python -m loadtest.run --print-schema`` prints the JSON schema with every field's description.
+``relevance loadtest run --print-schema`` prints the JSON schema with every field's description.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ measured (CPU time, peak memory); or an already running one, checked once. One r
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -33,24 +32,6 @@ def free_port() -> int:
 
 
 # -- service settings ---------------------------------------------------------------------------------
-
-
-def add_set_option(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """``--set NAME=VALUE`` (repeatable) into ``args.settings``; read it with :func:`parse_settings`."""
-    parser.add_argument(
-        "--set", dest="settings", action="append", default=[], metavar="NAME=VALUE", help=help_text
-    )
-
-
-def parse_settings(items: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` items (``--set``) as lower-case service setting names -> values."""
-    settings = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item}: expected NAME=VALUE")
-        settings[name.strip().lower()] = value.strip()
-    return settings
 
 
 def settings_env(settings: dict[str, Any]) -> dict[str, str]:

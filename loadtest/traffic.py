@@ -10,12 +10,11 @@ For a scenario, queries are shuffled by its seed and ranked: rank 0 is the most 
 keeps one candidate list and a request for N services takes its first N, so a popular query repeats
 the same (query, service) pairs the way ad traffic does, and the service's cache sees real repeats.
 Bodies are serialised once and reused: the generator's CPU stays small. Both the open-loop runner
-(``loadtest.run``) and the Locust file draw from :class:`Traffic`.
+(``relevance loadtest run``) and the Locust file draw from :class:`Traffic`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -28,7 +27,6 @@ import numpy as np
 
 from loadtest.engine import Reply, arrival_offsets, http_request
 from loadtest.scenario import Scenario, parse_scenario
-from relevance.data import default_data
 
 DATA_HINT = (
     "no Home Depot data at {path}: pass --data with the folder holding pairs.csv and splits.csv "
@@ -38,11 +36,6 @@ DATA_HINT = (
 
 class DataMissing(Exception):
     pass
-
-
-def add_data_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
-    """``--data``: the queries and products, by default :func:`relevance.data.default_data`."""
-    parser.add_argument("--data", type=Path, default=Path(default_data()), help=help_text)
 
 
 def load_test_split(data: Path) -> dict[str, list[dict[str, str]]]:

@@ -5,7 +5,9 @@ Every field of a config becomes ``--field-name``, typed from its annotation, wit
 user gives is passed on, so a config's own defaults (or a preset's, for ``relevance distill``) stay
 the single source of truth, and adding a field to a config adds the option everywhere it is used.
 
-Tuple fields (``text_fields``) are written comma-separated; booleans as ``--flag/--no-flag``.
+Tuple fields (``text_fields``) are written comma-separated; list fields are repeatable options, one
+item each (``--set A=1 --set B=2``: an item may hold commas); booleans as ``--flag/--no-flag``. A
+field's ``metadata["metavar"]`` names its value in ``--help``.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ class Extra:
 
 
 def _base_type(annotation) -> type:
-    """``str | None`` -> ``str``; ``tuple[str, ...]`` -> ``tuple`` (given comma-separated)."""
+    """``str | None`` -> ``str``; ``tuple[str, ...]`` -> ``tuple`` (given comma-separated);
+    ``list[str]`` -> ``list`` (given repeatedly)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _base_type(args[0])
-    if origin in (tuple, list):
+    if origin is tuple:
         return tuple
+    if origin is list:
+        return list
     if annotation in SCALARS:
         return annotation
     raise TypeError(f"no command-line form for a field of type {annotation!r}")
@@ -55,7 +60,7 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 
 def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return str(value)
 
@@ -67,13 +72,13 @@ def config_fields(config: type, exclude: Iterable[str] = ()) -> list[tuple[datac
     return [(f, _base_type(hints[f.name])) for f in dataclasses.fields(config) if f.init and f.name not in skip]
 
 
-def _option(name: str, kind: type, help_text: str, argument: bool = False):
+def _option(name: str, kind: type, help_text: str, argument: bool = False, metavar: str | None = None):
     flag = "--" + name.replace("_", "-")
     if argument:
         return typer.Argument(help=help_text, show_default=False)
     if kind is bool:
         return typer.Option(f"{flag}/--no-{name.replace('_', '-')}", help=help_text, show_default=False)
-    return typer.Option(flag, help=help_text, show_default=False)
+    return typer.Option(flag, help=help_text, show_default=False, metavar=metavar)
 
 
 def config_command(
@@ -112,10 +117,12 @@ def config_command(
         shown = defaults.get(f.name, _field_default(f))
         help_text = f.metadata.get("help", "")
         # (square brackets would be read as rich markup and vanish from --help)
-        if shown is not dataclasses.MISSING and shown not in ("", None, ()) and "(default" not in help_text:
+        unset = shown is dataclasses.MISSING or shown in ("", None, (), [])
+        if not unset and "(default" not in help_text:
             help_text += f" (default: {_shown(shown)})"
-        cli_type = str if kind is tuple else kind
-        annotation = Annotated[Optional[cli_type], _option(f.name, kind, help_text)]
+        cli_type = {tuple: str, list: list[str]}.get(kind, kind)
+        option = _option(f.name, kind, help_text, metavar=f.metadata.get("metavar"))
+        annotation = Annotated[Optional[cli_type], option]
         parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                             default=None))
         annotations[f.name] = annotation

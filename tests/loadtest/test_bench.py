@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.bench import main
 from loadtest.engine import Outcome, Pool, RateResult, arrival_offsets
 from loadtest.traffic import build_bodies, pairs_of
+from tests.loadtest.commands import relevance_loadtest
+
+
+def main(argv: list[str]) -> int:
+    return relevance_loadtest("bench", argv)
 
 
 def write_homedepot(folder: Path, queries: int = 12, per_query: int = 3) -> Path:
@@ -69,12 +73,13 @@ def test_missing_data_says_where_to_get_it(tiny_bundle, tmp_path, capsys):
 
 def test_smoke_run_writes_the_table(tiny_bundle, tmp_path, capsys):
     out = tmp_path / "bench.md"
+    data = write_homedepot(tmp_path / "hd")
     code = main(
         [
             "--bundle",
             str(tiny_bundle),
             "--data",
-            str(write_homedepot(tmp_path / "hd")),
+            str(data),
             "--services",
             "8",
             "--rates",
@@ -97,7 +102,9 @@ def test_smoke_run_writes_the_table(tiny_bundle, tmp_path, capsys):
     )
     assert code == 0
     text = out.read_text()
-    assert "python -m loadtest.bench --bundle" in text
+    # the command that reproduces the table
+    assert f"relevance loadtest bench --data {data} --bundle {tiny_bundle} --services 8 --rates 40,80" in text
+    assert f"--out {out}" in text
     assert text.count("| service |") == 2 and text.count("| naive |") == 2
     assert "service / raw compute" in text and "generator CPU" in text
     assert "as the batcher plans a lone request (sorted runs of 16)" in text
@@ -115,7 +122,8 @@ def test_raw_compute_times_padded_and_planned_runs_of_the_same_requests(tiny_bun
 
 
 def test_raw_cli_compares_run_sizes(tiny_bundle, tmp_path, capsys):
-    from loadtest.raw import main as raw_main
+    def raw_main(argv: list[str]) -> int:
+        return relevance_loadtest("raw", argv)
 
     assert raw_main(["--bundle", str(tiny_bundle), "--data", str(write_homedepot(tmp_path / "hd")),
                      "--services", "8", "--run-pairs", "2,8", "--seconds", "0.05", "--threads", "1"]) == 0

@@ -173,10 +173,12 @@ def test_a_server_that_exits_ends_the_readiness_wait_with_its_log(tmp_path):
 
 
 def test_data_defaults_follow_relevance_data(monkeypatch, tmp_path):
-    from loadtest.bench import parse_args
+    from loadtest.config import BenchConfig, LoadRunConfig, OverloadConfig, RawConfig
     from relevance.data import DEFAULT_DATA_PATH
 
     monkeypatch.setenv("RELEVANCE_DATA", str(tmp_path / "elsewhere"))
-    assert parse_args([]).data == tmp_path / "elsewhere"
+    assert Path(BenchConfig().data) == tmp_path / "elsewhere"
+    assert Path(LoadRunConfig(scenario="s.yaml").data) == tmp_path / "elsewhere"
     monkeypatch.delenv("RELEVANCE_DATA")
-    assert parse_args([]).data == Path(DEFAULT_DATA_PATH)
+    for config in (BenchConfig(), RawConfig(), OverloadConfig()):
+        assert Path(config.data) == Path(DEFAULT_DATA_PATH)

@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from loadtest.config import multiples, services_mix
 from loadtest.engine import Outcome, Reply
 from loadtest.overload import (
     HEALTHZ,
@@ -18,16 +19,18 @@ from loadtest.overload import (
     RECOVERY_LIMIT_S,
     LoadStep,
     fresh_ranks,
-    main,
-    multiples,
     observe,
     promise_checks,
     recovery_time,
-    services_mix,
     step_metrics,
 )
 from loadtest.report import overload_markdown
 from loadtest.traffic import PRIMARY_PATH
+from tests.loadtest.commands import relevance_loadtest
+
+
+def main(argv: list[str]) -> int:
+    return relevance_loadtest("overload", argv)
 
 
 def test_step_metrics_count_goodput_sheds_and_late_answers_from_the_send_time():
@@ -163,7 +166,7 @@ def test_options_parse_mixes_and_multiples():
 def test_markdown_says_n_a_where_the_service_gave_no_estimate():
     step = _step(2, 95)
     report = {
-        "command": "python -m loadtest.overload", "date": "2026-12-02 12:00 UTC", "machine": "2 CPUs",
+        "command": "relevance loadtest overload", "date": "2026-12-02 12:00 UTC", "machine": "2 CPUs",
         "settings": {"log_level": "warning"}, "raw_pairs_s": 1000.0, "max_run_pairs": 16, "arrivals": "poisson",
         "duration_s": 12.0, "max_requests": 4000, "lone_repeats": 15,
         "traffic": {"mean_services_per_request": 35.25, "services_distribution": {"1": 0.5, "32": 0.5},
@@ -196,7 +199,9 @@ def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, t
     code = main(args)
     report = json.loads((out / "report.json").read_text())
     assert code in (0, 1)  # the promises are judged, not assumed, on a machine the tests share
-    assert report["command"].startswith("python -m loadtest.overload --bundle")
+    command = report["command"]  # the command that reproduces the report
+    assert command.startswith(f"relevance loadtest overload --data {catalog_jsonl} --bundle {tiny_bundle} ")
+    assert "--multiples 2,0.5 --duration 1.0" in command and f"--out-dir {out}" in command
     assert report["traffic"]["deadline_ms"] == 2000 and report["machine"]
     assert [s["multiple"] for s in report["steps"]] == [0.5, 2.0]
     assert report["raw_pairs_s"] > 0

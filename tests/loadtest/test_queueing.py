@@ -1,10 +1,15 @@
-"""The M/D/1 simulation behind ``python -m loadtest.queueing`` against closed forms."""
+"""The M/D/1 simulation behind ``relevance loadtest queueing`` against closed forms."""
 
 from __future__ import annotations
 
 import pytest
 
-from loadtest.queueing import main, max_utilisation, p99_factor, response_times
+from loadtest.queueing import max_utilisation, p99_factor, response_times
+from tests.loadtest.commands import relevance_loadtest
+
+
+def main(argv: list[str]) -> int:
+    return relevance_loadtest("queueing", argv)
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.5, 0.8])
@@ -33,3 +38,4 @@ def test_cli_prints_the_ceiling(capsys):
     assert main(["--raw-pairs-s", "800", "--pairs", "32", "--p99-ms", "100"]) == 0
     out = capsys.readouterr().out
     assert "40.0 ms of compute per request" in out and "p99 <= 100 ms holds up to utilisation" in out
+

@@ -14,8 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadtest.run import main
 from loadtest.servers import free_port, parse_url, running_server, service_command, settings_env
+from tests.loadtest.commands import relevance_loadtest
+
+
+def main(argv: list[str]) -> int:
+    return relevance_loadtest("run", argv)
 
 # Tiny and bounded: 2 steps of 0.8 s measured; a generous deadline and target, because this box's
 # cores are shared (the test checks the kit, not the service's speed).
@@ -54,7 +58,9 @@ def test_step_run_writes_report_and_plot(tiny_bundle, catalog_jsonl, smoke_scena
     assert main([*args, "--p99-target-ms", "4000", "--out-dir", str(out)]) == 0
 
     report = json.loads((out / "report.json").read_text())
-    assert report["command"].startswith("python -m loadtest.run --scenario")
+    # the command that reproduces the report
+    assert report["command"] == (f"relevance loadtest run --data {catalog_jsonl} --bundle {tiny_bundle} "
+                                 f"--scenario {smoke_scenario} --p99-target-ms 4000.0 --out-dir {out}")
     assert report["p99_target_ms"] == 4000 and report["target"]["started_here"]
     assert report["traffic"]["queries_in_pool"] == 6
     steps = report["steps"]
@@ -109,10 +115,12 @@ def test_bad_input_is_refused_with_a_hint(tmp_path, smoke_scenario, catalog_json
     ]
     assert main([*args, "--out-dir", str(tmp_path / "o")]) == 1
     assert "readyz is not ready" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(
-            ["--scenario", str(smoke_scenario), "--url", "http://127.0.0.1:1", "--set", "cache_enabled=false"]
-        )
+    running = ["--scenario", str(smoke_scenario), "--url", "http://127.0.0.1:1"]
+    assert main([*running, "--set", "cache_enabled=false"]) == 2  # a usage error
+    assert "--set configures a service started here" in capsys.readouterr().err
+    assert main([*running, "--bundle", str(tmp_path)]) == 2
+    assert main(["--p99-target-ms", "100"]) == 2
+    assert "--scenario is required" in capsys.readouterr().err
 
 
 def test_url_parsing():

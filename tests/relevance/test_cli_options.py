@@ -91,3 +91,30 @@ def test_the_real_commands_expose_every_config_field():
     for f in dataclasses.fields(CRSDConfig):
         if f.name != "preset":
             assert "--" + f.name.replace("_", "-") in distill, f.name
+
+
+@dataclass
+class Repeated:
+    tags: list[str] = field(default_factory=list, metadata={"help": "a tag", "metavar": "NAME=VALUE"})
+    fields: tuple[str, ...] = field(default=("title",), metadata={"help": "fields, in order"})
+
+
+def test_list_fields_are_repeatable_options_whose_items_keep_their_commas():
+    seen: list = []
+    app = typer.Typer()
+
+    def run(given, extras):
+        seen.append((given, command_line(extras["ctx"])))
+
+    app.command("demo")(config_command(Repeated, run, context=True))
+    app.command("other")(lambda: None)
+    runner = CliRunner()
+    out = runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    assert "NAME=VALUE" in out and "a tag (default" not in out  # an empty list shows no default
+    assert runner.invoke(app, ["demo"]).exit_code == 0 and seen[-1][0] == {}
+    result = runner.invoke(app, ["demo", "--tags", "a=[1,2]", "--fields", "title,brand", "--tags", "b=2"])
+    assert result.exit_code == 0, result.output
+    given, line = seen[-1]
+    assert given == {"tags": ["a=[1,2]", "b=2"], "fields": ("title", "brand")}
+    assert line == "relevance demo --tags 'a=[1,2]' --tags b=2 --fields title,brand"  # reruns the same
+    assert {f.name: kind for f, kind in config_fields(Repeated)} == {"tags": list, "fields": tuple}
