@@ -107,11 +107,34 @@ class GenerateBase(StepBase):
 
     generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
     dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
+    shots: int = field(default=0, metadata={
+        "help": "worked examples before each pair (few-shot, for an instruct model without SFT): the attribute "
+                "program's chains ending with the human label, class-balanced from shots_split (0 = none)"})
+    shots_split: str = field(default="teacher_train", metadata={
+        "help": "human-labelled split the few-shot examples come from (never dev, test or pool)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.generation, dict):
             self.generation = GenerationSettings(**self.generation)
+        if self.shots < 0:
+            raise ValueError("shots must be >= 0")
+        if self.shots:
+            check_label_split(self.shots_split, "few-shot examples")
+
+    def template(self):
+        """The prompt template, with ``shots`` worked examples drawn (seeded) from ``shots_split``."""
+        template = super().template()
+        if not self.shots:
+            return template
+        from dataclasses import replace
+
+        from relevance.data import load_pairs
+        from teacher.chains.prompts import few_shot_examples
+
+        examples = few_shot_examples(load_pairs(self.data, self.shots_split), self.shots, self.seed, self.text_fields,
+                                     template.max_field_chars)
+        return replace(template, shots=examples)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import typer
 from lab.config import ProfileConfig, QuantSweepConfig, RuntimesConfig
 from relevance.cli.options import Extra, command_line, config_command
 
+
 def _done(code: int) -> None:
     if code:
         raise typer.Exit(code)

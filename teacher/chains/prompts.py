@@ -24,6 +24,7 @@ system text, the user template or the chain format changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from relevance.bundle.manifest import ServiceTextTemplate
@@ -75,12 +76,32 @@ PLAIN_PROMPT = "{system}\n\n{user}\n\nAnswer:\n"  # for tokenizers without a cha
 
 
 @dataclass(frozen=True)
+class Shot:
+    """One worked example shown before the pair (few-shot): the user turn's text and the answer."""
+
+    query: str
+    service: str
+    chain: str
+
+
+@dataclass(frozen=True)
 class PromptTemplate:
-    """How a pair becomes chat messages; ``version`` goes into every record made with it."""
+    """How a pair becomes chat messages; :attr:`tag` goes into every record made with it.
+
+    ``shots`` are worked examples put before the pair as earlier user / assistant turns, so an
+    untrained instruct model learns the chain format from the prompt (the teacher after SFT needs
+    none).
+    """
 
     version: str = PROMPT_VERSION
     text_fields: tuple[str, ...] = ("title",)
     max_field_chars: int = 300
+    shots: tuple[Shot, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        """The prompt version records carry: ``chain-v2``, or ``chain-v2+3shot`` with worked examples."""
+        return f"{self.version}+{len(self.shots)}shot" if self.shots else self.version
 
     def __post_init__(self) -> None:
         if self.version not in SYSTEM_TEXTS:
@@ -93,20 +114,51 @@ class PromptTemplate:
     def service_text(self, pair: Pair) -> str:
         return ServiceTextTemplate(fields=self.text_fields, max_field_chars=self.max_field_chars).render(pair.service)
 
+    def user_text(self, query: str, service: str) -> str:
+        return USER.format(query=" ".join(query.split()), service=service)
+
     def messages(self, pair: Pair, hint: str | None = None) -> list[dict[str, str]]:
-        user = USER.format(query=" ".join(pair.query.split()), service=self.service_text(pair))
+        user = self.user_text(pair.query, self.service_text(pair))
         if hint is not None:
             if hint not in LABELS:
                 raise ValueError(f"hint must be one of {LABELS}, got {hint!r}")
             user += HINT.format(label=hint)
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+        examples = []
+        for shot in self.shots:
+            examples += [{"role": "user", "content": self.user_text(shot.query, shot.service)},
+                         {"role": "assistant", "content": shot.chain}]
+        return [{"role": "system", "content": self.system}, *examples, {"role": "user", "content": user}]
 
     def render(self, tokenizer, pair: Pair, hint: str | None = None) -> str:
         """The prompt string the local model continues (chat template if the tokenizer has one)."""
         messages = self.messages(pair, hint)
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return PLAIN_PROMPT.format(system=messages[0]["content"], user=messages[1]["content"])
+        turns = "\n\n".join(
+            m["content"] + ("\n\nAnswer:\n" if m["role"] == "user" else "") for m in messages[1:-1])
+        return PLAIN_PROMPT.format(system=messages[0]["content"], user=(turns + "\n\n" if turns else "")
+                                   + messages[-1]["content"])
+
+
+def few_shot_examples(pairs: Sequence[Pair], n: int, seed: int = 13,
+                      text_fields: tuple[str, ...] = ("title",), max_field_chars: int = 300) -> tuple[Shot, ...]:
+    """``n`` worked examples from labelled ``pairs``: the attribute program's chain ending with the human
+    label, drawn class-balanced among pairs whose findings point to that label (so every example is a
+    coherent chain). Program-made text, shown to the model as a format, never recorded as its output."""
+    from teacher.chains.attributes import BrandLexicon, program_chain
+    from teacher.sampling import sample_pairs
+
+    labelled = [p for p in pairs if p.label is not None]
+    lexicon = BrandLexicon.from_titles(p.service.get("title", "") for p in labelled)
+    render = ServiceTextTemplate(fields=text_fields, max_field_chars=max_field_chars).render
+    coherent = []
+    for pair in labelled:
+        chain, analysis = program_chain(pair, pair.label, lexicon, text_fields)
+        if analysis.implied_label == pair.label:
+            coherent.append((pair, chain))
+    chains = {pair.id: chain for pair, chain in coherent}
+    chosen = sample_pairs([pair for pair, _ in coherent], n, seed, balanced=True)
+    return tuple(Shot(pair.query, render(pair.service), chains[pair.id]) for pair in chosen)
 
 
 def format_chain(wants: str, findings: dict[str, tuple[str, str]], label: str) -> str:

@@ -143,4 +143,4 @@ def train_dpo(cfg: TeacherDPOConfig):
         return finish_step(trainer, started, cfg, "dpo", {
             "preference_pairs": len(rows), "selection": cfg.selection,
             "mean_margin": sum(r["margin"] for r in prefs) / len(prefs),
-            "sample_reward": summary, "prompt_version": template.version})
+            "sample_reward": summary, "prompt_version": template.tag})

@@ -96,7 +96,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
     seconds = time.perf_counter() - t0
     result = evaluate_outputs(pairs, completions, cfg.weights)
     result |= {"teacher": {"name": backend.name, "version": backend.version, "path": cfg.teacher},
-               "prompt_version": backend.template.version, "split": cfg.split, "seed": cfg.seed,
+               "prompt_version": backend.template.tag, "split": cfg.split, "seed": cfg.seed,
                "balanced": cfg.balanced, "generate_seconds": round(seconds, 1), "load_seconds": round(load_s, 1),
                "pairs_per_s": round(len(pairs) / seconds, 3) if seconds else None}
     model = getattr(backend, "model", None)  # local backends: the compression ratio needs the size

@@ -104,4 +104,4 @@ def train_sft(cfg: TeacherSFTConfig):
         trainer = SFTTrainer(model=started.model, args=args, train_dataset=Dataset.from_list(examples),
                              processing_class=started.tokenizer, peft_config=cfg.lora.peft_config())
         trainer.train()
-        return finish_step(trainer, started, cfg, "sft", {"data": stats, "prompt_version": template.version})
+        return finish_step(trainer, started, cfg, "sft", {"data": stats, "prompt_version": template.tag})

@@ -111,3 +111,23 @@ def test_prompt_versions_pick_their_system_text():
     assert len(SYSTEM) < len(GUIDELINES) / 3  # the point of v2: a short prompt
     with pytest.raises(ValueError, match="unknown prompt version"):
         PromptTemplate(version="chain-v9")
+
+
+def test_few_shot_examples_are_coherent_balanced_turns_and_tag_the_records():
+    from teacher.chains.prompts import PromptTemplate, few_shot_examples
+
+    pairs = [
+        Pair(id="1", query="dewalt drill", service={"title": "DEWALT 20V Cordless Drill"}, label="exact"),
+        Pair(id="2", query="dewalt drill", service={"title": "Ryobi 18V Cordless Drill"}, label="partial"),
+        Pair(id="3", query="dewalt drill", service={"title": "Drill Bit Set for Wood"}, label="irrelevant"),
+        Pair(id="4", query="lawn mower", service={"title": "Garden Hose 50 ft"}, label="exact"),  # incoherent
+    ] + [Pair(id=f"b{i}", query="x", service={"title": f"DEWALT thing {i}"}, label="exact") for i in range(3)]
+    shots = few_shot_examples(pairs, 3, seed=1)
+    assert len(shots) == 3 and all(s.chain.splitlines()[-1].startswith("Label: ") for s in shots)
+    assert "lawn mower" not in {s.query for s in shots}  # the findings must point to the label shown
+    template = PromptTemplate(shots=shots)
+    assert template.tag == "chain-v2+3shot" and PromptTemplate().tag == "chain-v2"
+    messages = template.messages(pairs[0])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user",
+                                             "assistant", "user"]
+    assert messages[2]["content"] == shots[0].chain and messages[-1]["content"].startswith("Search: dewalt drill")
