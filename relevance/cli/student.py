@@ -48,7 +48,7 @@ def _distill(given: dict, extras: dict) -> None:
 
 def _compare(given: dict, extras: dict) -> None:
     """Run presets x seeds (resumable), then write the tables into DOC and the plot into PLOT."""
-    from training.compare import render, run_comparison
+    from lab.compare import render, run_comparison
 
     presets, record, plot = extras["presets"], extras["record"], extras["plot"]
     names = list(PRESETS) if presets.strip() == "all" else [p.strip() for p in presets.split(",") if p.strip()]

@@ -99,7 +99,7 @@ def test_distill_command_writes_a_plain_checkpoint(tiny_init, crsd_data, crsd_an
 
 
 def test_teacher_eval_output_is_read_as_teacher_metrics(tmp_path):
-    from training.compare import read_teacher_metrics
+    from lab.compare import read_teacher_metrics
 
     path = tmp_path / "teacher_eval.json"
     path.write_text(json.dumps({

@@ -1,4 +1,4 @@
-"""The comparison of issue 4: presets x seeds, one metrics file per run, tables and a plot for the docs.
+"""The comparison of CRSD and its baselines: presets x seeds, one metrics file per run, tables and a plot for the docs.
 
     relevance compare --annotations artifacts/annotations/pool.jsonl \\
         --teacher-metrics artifacts/teacher/test_metrics.json --seeds 13,14,15
