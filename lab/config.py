@@ -57,3 +57,14 @@ class QuantSweepConfig(DataConfig):
     batches: int = field(default=10, metadata={"help": "timed batches of 32 test pairs (each run 3 times)"})
     calibration_split: str = field(default="teacher_train", metadata={"help": "split the mixed scheme plans on"})
     calibration_pairs: int = field(default=1024, metadata={"help": "seeded calibration pairs"})
+
+
+@dataclass
+class TeacherStrengthConfig:
+    """``relevance lab teacher-strength``: CRSD minus label-only KD against the teacher's macro-F1."""
+
+    spec: str = field(default="artifacts/compare/teacher-strength.json", metadata={
+        "help": "JSON listing each teacher, its macro-F1 (or metrics file) and the recorded runs of its two rows"})
+    doc: str = field(default="docs/results.md", metadata={"help": "markdown file whose section is (re)written"})
+    section: str = field(default="teacher-strength", metadata={"help": "name of the section markers in DOC"})
+    plot: str = field(default="docs/img/teacher-strength.png", metadata={"help": "PNG of the curve ('' = none)"})

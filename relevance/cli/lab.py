@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lab.config import ProfileConfig, QuantSweepConfig, RuntimesConfig
+from lab.config import ProfileConfig, QuantSweepConfig, RuntimesConfig, TeacherStrengthConfig
 from relevance.cli.options import Extra, command_line, config_command
 
 
@@ -43,6 +43,15 @@ def _quant_sweep(given: dict, extras: dict) -> None:
     _done(run(QuantSweepConfig(**given, bundle=str(extras["bundle"])), command_line(extras["ctx"])))
 
 
+def _teacher_strength(given: dict, extras: dict) -> None:
+    """CRSD minus label-only KD (student test macro-F1) against the teacher's macro-F1: table and plot from recorded runs."""
+    from lab.teacher_strength import render
+
+    cfg = TeacherStrengthConfig(**given)
+    path = render(cfg.spec, cfg.doc, cfg.section, cfg.plot or None)
+    typer.echo(f"wrote {path}" + (f" and {cfg.plot}" if cfg.plot else ""))
+
+
 def register(app: typer.Typer) -> None:
     lab = typer.Typer(help="Benchmarks, profiles and sweeps of the product (they write the tables in docs/).",
                       no_args_is_help=True)
@@ -54,4 +63,5 @@ def register(app: typer.Typer) -> None:
     lab.command("quant-sweep")(config_command(QuantSweepConfig, _quant_sweep, exclude=("bundle",), context=True, extras=(
         Extra("bundle", Path, dataclasses.MISSING, "a bundle that ships the fp32 graph (relevance export without --ship)",
               argument=True),)))
+    lab.command("teacher-strength")(config_command(TeacherStrengthConfig, _teacher_strength))
     app.add_typer(lab, name="lab")

@@ -1,0 +1,135 @@
+"""CRSD against teacher strength: what reasoning adds over label-only distillation, teacher by teacher.
+
+A spec file (JSON, committed beside the runs it names) lists the teachers::
+
+    {"teachers": [
+      {"name": "SmolLM2-135M DAPT+SFT, calibrated",
+       "teacher_metrics": "artifacts/teacher/eval-sft-full-calibrated.json",   # its test macro-F1
+       "record": "artifacts/compare/homedepot", "crsd": "crsd", "kd": "teacher_hard"},
+      {"name": "oracle: human labels + program chains", "teacher_macro_f1": 1.0,
+       "teacher_note": "the human labels themselves",
+       "record": "artifacts/compare/oracle", "crsd": "crsd", "kd": "teacher_hard"},
+      {"name": "...", "transcribed": {"crsd": [0.3230, 0.0012, 3], "kd": [0.3282, 0.0033, 3]},
+       "teacher_macro_f1": 0.3197, "source": "docs/results.md, table rendered from runs whose files are gone"}]}
+
+For each teacher the table gives the test macro-F1 of the CRSD row and of the label-only KD row
+(mean ± std over seeds, from the ``metrics.json`` files of ``relevance compare --record``; ``kd_record``
+and ``crsd_record`` when the two rows live in different folders), and their difference with the
+spread of a difference of two means (``sqrt(s_c^2/n_c + s_k^2/n_k)``). The plot puts the difference
+against the teacher's macro-F1. A ``transcribed`` entry carries numbers copied from a table whose
+run files no longer exist; the table says so beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.compare import _stats, load_runs, read_teacher_metrics, write_section
+
+
+@dataclass(frozen=True)
+class Row:
+    """One teacher's comparison: ``(mean, std, seeds)`` of each row's test macro-F1."""
+
+    name: str
+    teacher_f1: float
+    teacher_note: str
+    crsd: tuple[float, float, int]
+    kd: tuple[float, float, int]
+    source: str
+
+    @property
+    def gain(self) -> float:
+        return self.crsd[0] - self.kd[0]
+
+    @property
+    def gain_spread(self) -> float:
+        (_, sc, nc), (_, sk, nk) = self.crsd, self.kd
+        return math.sqrt(sc * sc / max(nc, 1) + sk * sk / max(nk, 1))
+
+
+def _row_stats(record: str | Path, preset: str) -> tuple[float, float, int]:
+    """``(mean, std, seeds)`` of the recorded runs of ``preset`` (``(nan, nan, 0)`` before the first one)."""
+    return _stats([r["test"]["macro_f1"] for r in load_runs(record) if r["preset"] == preset])
+
+
+def read_spec(path: str | Path) -> list[Row]:
+    """The rows of a spec file (paths in it are relative to the working directory, as in the docs' commands)."""
+    rows = []
+    for entry in json.loads(Path(path).read_text())["teachers"]:
+        if "teacher_macro_f1" in entry:
+            teacher_f1, note = float(entry["teacher_macro_f1"]), entry.get("teacher_note", "")
+        else:
+            teacher = read_teacher_metrics(entry["teacher_metrics"])
+            teacher_f1 = float(teacher["test"]["macro_f1"])
+            note = f"{teacher['n']} test pairs" if teacher.get("n") else ""
+        if "transcribed" in entry:
+            crsd, kd = (tuple(entry["transcribed"][k]) for k in ("crsd", "kd"))
+            source = entry["source"]
+        else:
+            crsd_record = entry.get("crsd_record") or entry["record"]
+            kd_record = entry.get("kd_record") or entry["record"]
+            crsd = _row_stats(crsd_record, entry.get("crsd", "crsd"))
+            kd = _row_stats(kd_record, entry.get("kd", "teacher_hard"))
+            source = crsd_record + (f" (label-only KD: {kd_record})" if kd_record != crsd_record else "")
+        rows.append(Row(entry["name"], teacher_f1, note, crsd, kd, source))
+    return rows
+
+
+def _fmt(stats: tuple[float, float, int]) -> str:
+    mean, std, n = stats
+    if n == 0:
+        return "not run yet"
+    return f"{mean:.4f} ± {std:.4f} ({n})" if n > 1 else f"{mean:.4f} (1)"
+
+
+def render_markdown(rows: list[Row], plot_ref: str | None = None) -> str:
+    lines = ["Test split macro-F1 of the student, mean ± std over seeds (number of seeds in brackets).", "",
+             "| teacher | teacher macro-F1 | label-only KD | CRSD | CRSD - KD (± standard error) | from |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: r.teacher_f1):
+        note = f" ({r.teacher_note})" if r.teacher_note else ""
+        seeds = min(r.crsd[2], r.kd[2])
+        gain = "-" if seeds == 0 else f"{r.gain:+.4f}" + (
+            f" ± {r.gain_spread:.4f}" if seeds > 1 else " (one seed: no spread)")
+        lines.append(f"| {r.name} | {r.teacher_f1:.4f}{note} | {_fmt(r.kd)} | {_fmt(r.crsd)} | {gain} | {r.source} |")
+    if plot_ref:
+        lines += ["", f"![CRSD minus label-only KD against teacher macro-F1]({plot_ref})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curve(rows: list[Row], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    ax.axhline(0.0, color="#8c8c8c", linewidth=1)
+    for r in sorted(rows, key=lambda r: r.teacher_f1):
+        if min(r.crsd[2], r.kd[2]) == 0:
+            continue
+        ax.errorbar([r.teacher_f1], [r.gain], yerr=[r.gain_spread], fmt="o", capsize=4, label=r.name)
+    ax.set_xlabel("teacher macro-F1 (against the human labels)")
+    ax.set_ylabel("student test macro-F1: CRSD - label-only KD")
+    ax.set_title("What reasoning adds, by teacher strength")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def render(spec: str | Path, doc: str | Path, section: str, plot: str | Path | None = None) -> Path:
+    rows = read_spec(spec)
+    plot_ref = None
+    if plot:
+        plot_curve(rows, plot)
+        doc_dir, plot_path = Path(doc).resolve().parent, Path(plot).resolve()
+        plot_ref = plot_path.relative_to(doc_dir).as_posix() if plot_path.is_relative_to(doc_dir) else str(plot)
+    return write_section(doc, section, render_markdown(rows, plot_ref))
