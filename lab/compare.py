@@ -284,12 +284,25 @@ def plot_comparison(runs: list[dict], path: str | Path, teacher: dict | None = N
         ax.axhline(teacher["test"]["macro_f1"], color="#c44e52", linestyle="--", label=f"teacher ({teacher['name']})")
         ax.legend(loc="lower right")
     ax.set_title(title or "Student on the test split (mean ± std over seeds)")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as the PNG the docs link to, and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def link_from(doc: str | Path, target: str | Path) -> str:
+    """How ``doc`` links to ``target``: relative when it lies below the doc's folder, else as given."""
+    doc_dir, target_path = Path(doc).resolve().parent, Path(target).resolve()
+    return target_path.relative_to(doc_dir).as_posix() if target_path.is_relative_to(doc_dir) else str(target)
 
 
 def write_section(doc: str | Path, section: str, content: str) -> Path:
@@ -317,6 +330,5 @@ def render(record: str | Path, doc: str | Path, section: str = "homedepot", plot
     plot_ref = None
     if plot and runs:
         plot_comparison(runs, plot, teacher, title)
-        plot_ref = Path(plot).resolve().relative_to(Path(doc).resolve().parent).as_posix() \
-            if Path(plot).resolve().is_relative_to(Path(doc).resolve().parent) else str(plot)
+        plot_ref = link_from(doc, plot)
     return write_section(doc, section, render_markdown(runs, teacher, latency, plot_ref))

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.compare import _stats, load_runs, read_teacher_metrics, write_section
+from lab.compare import _stats, link_from, load_runs, read_teacher_metrics, save_figure, write_section
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,7 @@ def plot_curve(rows: list[Row], path: str | Path) -> Path:
     ax.set_ylabel("student test macro-F1: CRSD - label-only KD")
     ax.set_title("What reasoning adds, by teacher strength")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def render(spec: str | Path, doc: str | Path, section: str, plot: str | Path | None = None) -> Path:
@@ -130,6 +125,5 @@ def render(spec: str | Path, doc: str | Path, section: str, plot: str | Path | N
     plot_ref = None
     if plot:
         plot_curve(rows, plot)
-        doc_dir, plot_path = Path(doc).resolve().parent, Path(plot).resolve()
-        plot_ref = plot_path.relative_to(doc_dir).as_posix() if plot_path.is_relative_to(doc_dir) else str(plot)
+        plot_ref = link_from(doc, plot)
     return write_section(doc, section, render_markdown(rows, plot_ref))

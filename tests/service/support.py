@@ -102,3 +102,9 @@ def metric_value(text: str, metric: str, **labels: str) -> float:
 
 async def scrape(client: httpx.AsyncClient, metric: str, **labels: str) -> float:
     return metric_value((await client.get("/metrics")).text, metric, **labels)
+
+
+async def requests_counted(client: httpx.AsyncClient, variant: str, status: str, endpoint: str = "/relevance") -> float:
+    """How many requests the latency histogram counted for this endpoint, variant and status."""
+    return await scrape(client, "relevance_request_duration_seconds_count", endpoint=endpoint, variant=variant,
+                        status=status)

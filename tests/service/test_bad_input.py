@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.service.support import body, running, scrape
+from tests.service.support import body, requests_counted, running
 
 TITLE = {"id": "1", "title": "dewalt drill"}
 
@@ -168,13 +168,7 @@ async def test_bad_requests_do_not_disturb_concurrent_good_ones(client):
         ),
     )
     assert [r.status_code for r in replies] == [200] * 4 + [422] * 3
-    counted_422 = await scrape(
-        client,
-        "relevance_request_duration_seconds_count",
-        endpoint="/relevance",
-        variant="none",
-        status="422",
-    )
+    counted_422 = await requests_counted(client, "none", "422")
     assert counted_422 == 3
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tests.service.support import body, running, scrape
+from tests.service.support import body, requests_counted, running, scrape
 
 
 async def test_buckets_route_to_variants_and_fallbacks_are_counted(make_settings, tiny_bundle):
@@ -22,13 +22,7 @@ async def test_buckets_route_to_variants_and_fallbacks_are_counted(make_settings
             by_bucket[bucket] = reply.json()["variant"]
         no_header = await scrape(client, "relevance_ab_fallback_total", reason="no_header")
         unknown = await scrape(client, "relevance_ab_fallback_total", reason="unknown_bucket")
-        candidate_requests = await scrape(
-            client,
-            "relevance_request_duration_seconds_count",
-            endpoint="/relevance",
-            variant="candidate",
-            status="200",
-        )
+        candidate_requests = await requests_counted(client, "candidate", "200")
     assert by_bucket == {"a": "control", "b": "candidate", "nope": "control", None: "control"}
     assert (no_header, unknown, candidate_requests) == (1, 1, 1)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.service.support import Backends, body, running, scrape
+from tests.service.support import Backends, body, requests_counted, running, scrape
 
 
 async def wait_for_mirrors(app, timeout: float = 5.0) -> None:
@@ -64,13 +64,7 @@ async def test_failing_shadow_leaves_primary_intact(make_settings, tiny_bundle):
         latencies = await primary_latencies(client, 5)
         await wait_for_mirrors(app)
         errors = await scrape(client, "relevance_shadow_dropped_total", reason="error")
-        primary_5xx = await scrape(
-            client,
-            "relevance_request_duration_seconds_count",
-            endpoint="/relevance",
-            variant="control",
-            status="500",
-        )
+        primary_5xx = await requests_counted(client, "control", "500")
         shadow_reply = await client.post("/relevance/shadow", json=body())
     assert errors == 5 and primary_5xx == 0
     assert max(latencies) < 0.25
