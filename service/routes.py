@@ -119,41 +119,22 @@ async def _score(
     return _response(request, body, variant, scored, budget)
 
 
-@router.post(
-    "/relevance",
-    response_model=RelevanceResponse,
-    responses=SCORING_ERRORS,
-    tags=["relevance"],
-    summary="Score a query against its candidate services",
-)
-async def relevance(
-    body: RelevanceRequest,
-    request: Request,
-    engine: EngineDep,
-    limits: LimitsDep,
-    x_ab_bucket: BucketHeader = None,
-    x_deadline_ms: DeadlineHeader = None,
-) -> JSONResponse:
+# What both scoring endpoints declare: one request and response contract, one error table.
+SCORING_ROUTE = {"response_model": RelevanceResponse, "responses": SCORING_ERRORS, "tags": ["relevance"]}
+
+
+@router.post("/relevance", summary="Score a query against its candidate services", **SCORING_ROUTE)
+async def relevance(body: RelevanceRequest, request: Request, engine: EngineDep, limits: LimitsDep,
+                    x_ab_bucket: BucketHeader = None, x_deadline_ms: DeadlineHeader = None) -> JSONResponse:
     """Scores in request order. ``score`` is the expected gain in [0, 1]; ``label`` the most probable class.
     ``X-AB-Bucket`` picks the variant; a sampled fraction is mirrored to the shadow after answering."""
     variant = engine.variant_for(x_ab_bucket)
     return await _score(request, body, engine, limits, variant, x_deadline_ms)
 
 
-@router.post(
-    "/relevance/shadow",
-    response_model=RelevanceResponse,
-    responses=SCORING_ERRORS,
-    tags=["relevance"],
-    summary="Score with the shadow variant (mirrored traffic)",
-)
-async def relevance_shadow(
-    body: RelevanceRequest,
-    request: Request,
-    engine: EngineDep,
-    limits: LimitsDep,
-    x_deadline_ms: DeadlineHeader = None,
-) -> JSONResponse:
+@router.post("/relevance/shadow", summary="Score with the shadow variant (mirrored traffic)", **SCORING_ROUTE)
+async def relevance_shadow(body: RelevanceRequest, request: Request, engine: EngineDep, limits: LimitsDep,
+                           x_deadline_ms: DeadlineHeader = None) -> JSONResponse:
     """Same contract as ``/relevance``, scored by the shadow variant on its own queue."""
     return await _score(request, body, engine, limits, engine.shadow, x_deadline_ms)
 
