@@ -61,7 +61,7 @@ def quantize_int8(src: Path, dst: Path, block_size: int = INT8_BLOCK_SIZE, embed
     static, fixed from ``activation_ranges`` (:mod:`export.activation_ranges`), so a pair scores
     the same in any batch; without ranges they are dynamic (batch-dependent; kept for comparison). Embedding tables, the largest
     tensors, are stored as int8 through ``QEmbedLayerNormalization``; the attention core
-    (softmax(QK^T)V) stays fp32. ``relevance lab quant-sweep`` measures the schemes (docs/student.md).
+    (softmax(QK^T)V) stays fp32. ``relevance lab quant-sweep`` measures the schemes (docs/training.md).
     """
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,

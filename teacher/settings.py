@@ -5,7 +5,7 @@ steps in :mod:`teacher.steps`; they extend :class:`StepBase` (itself a :class:`r
 so data, out, seed and threads read the same as on every other command) through
 :class:`GenerateBase` or :class:`TrainBase`. Model and LoRA settings live in their own dataclasses
 (:class:`LoraSettings`, :class:`GenerationSettings`) and are nested in the step configs. Defaults are
-the CPU-sized runs of this repository; ``docs/teacher.md`` gives the settings for a GPU team at full
+the CPU-sized runs of this repository; ``docs/training.md`` gives the settings for a GPU team at full
 scale. Nothing here imports torch (the CLI builds configs without it).
 """
 

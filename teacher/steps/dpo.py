@@ -9,7 +9,7 @@
    only pairs whose chosen output has the human label and whose rejected one does not, with the
    same number of pairs per human class. Why: with the margin rule the pairs follow the SFT
    teacher's majority label (it says ``exact`` for ~90% of samples) and DPO collapsed onto one
-   class under either label reward (docs/teacher.md).
+   class under either label reward (docs/training.md).
 3. :func:`train_dpo` runs TRL's ``DPOTrainer`` with a new LoRA adapter on the merged teacher;
    the reference policy is the same model with the adapter disabled. The DPO loss
    (Rafailov et al., 2023) for prompt ``x``, chosen ``y_w``, rejected ``y_l``::
