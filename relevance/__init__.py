@@ -3,4 +3,4 @@
 Everything here is torch-free so that the serving path (``service/``) can depend on it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
