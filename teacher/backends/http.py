@@ -39,12 +39,15 @@ class HttpBackendConfig:
 
     base_url: str = field(default="http://localhost:8000/v1", metadata={"help": "server URL up to /v1"})
     model: str = field(default="", metadata={"help": "model name sent in each request"})
-    name: str = field(default="", metadata={"help": "teacher name written into records ('' = model)"})
-    version: str = field(default="http", metadata={"help": "teacher version written into records"})
+    name: str = field(default="", metadata={"help": "teacher name written into records ('' = model)",
+                                            "cli_name": "teacher_name"})  # cli_name: the option in `relevance annotate`
+    version: str = field(default="http", metadata={"help": "teacher version written into records",
+                                                   "cli_name": "teacher_version"})
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding the key"})
     concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
     timeout_s: float = field(default=60.0, metadata={"help": "per-request timeout (connect + read)"})
-    max_retries: int = field(default=4, metadata={"help": "retries after a timeout, connection error, 429 or 5xx"})
+    max_retries: int = field(default=4, metadata={"help": "retries after a timeout, connection error, 429 or 5xx",
+                                                  "cli_name": "max_http_retries"})
     backoff_s: float = field(default=1.0, metadata={"help": "first retry delay; doubles each retry (with jitter)"})
     backoff_max_s: float = field(default=30.0, metadata={"help": "longest retry delay (also caps Retry-After)"})
     rate_limit_rps: float = field(default=0.0, metadata={"help": "max requests started per second (0 = no limit)"})

@@ -50,10 +50,15 @@ _TEMPLATE_WORDS = frozenset(
 class RewardWeights:
     """Weights of the reward dimensions (see the module docstring); they need not sum to 1."""
 
-    label: float = field(default=0.5, metadata={"help": "label correctness vs. the human label"})
-    consistency: float = field(default=0.2, metadata={"help": "findings in the chain imply the stated label"})
-    faithfulness: float = field(default=0.15, metadata={"help": "attributes cited appear in the query or service"})
-    format: float = field(default=0.15, metadata={"help": "all lines present, in order, short, nothing extra"})
+    # on the command line --label-weight, ... (flattened without a prefix; --label alone would read as a label)
+    label: float = field(default=0.5, metadata={"help": "label correctness vs. the human label",
+                                                "cli_name": "label_weight"})
+    consistency: float = field(default=0.2, metadata={"help": "findings in the chain imply the stated label",
+                                                      "cli_name": "consistency_weight"})
+    faithfulness: float = field(default=0.15, metadata={"help": "attributes cited appear in the query or service",
+                                                        "cli_name": "faithfulness_weight"})
+    format: float = field(default=0.15, metadata={"help": "all lines present, in order, short, nothing extra",
+                                                  "cli_name": "format_weight"})
     label_scoring: str = field(default="exact", metadata={
         "help": "exact: 1 for the human label, else 0 | ordinal: 1 - class distance / 2 (partial credit; "
                 "hackable: 'partial' earns >= 0.5 against any label, and DPO collapsed onto it)"})

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from relevance.bundle.manifest import ServiceTextTemplate
 from relevance.data import Pair, load_pairs
-from teacher.settings import TrainBase, check_splits_allowed
+from teacher.settings import TeacherRunBase, TrainBase, check_splits_allowed
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,21 @@ def train_dapt(cfg: DaptConfig):
         return finish_step(trainer, started, cfg, "dapt", {
             "corpus": {"documents": len(docs), "blocks": len(blocks), "tokens": len(blocks) * cfg.block_size,
                        "splits": list(cfg.splits)}})
+
+
+@dataclass
+class PerplexityConfig(TeacherRunBase):
+    """Held-out perplexity of a teacher on the platform's text (:func:`held_out_perplexity`).
+
+    The text is packed into blocks as DAPT packs it, from a split DAPT never reads (``dev``).
+    """
+
+    out: str = field(default="", metadata={"help": "write the result JSON here ('' = print only)"})
+    split: str = field(default="dev", metadata={
+        "help": "split whose query + service TEXT is scored (dev: never DAPT input)"})
+    max_tokens: int = field(default=20_000, metadata={"help": "tokens scored"})
+    block_size: int = field(default=256, metadata={"help": "tokens per packed sequence (as in DAPT)"})
+    batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
 
 
 def held_out_perplexity(teacher: str, data: str, split: str = "dev", text_fields: tuple[str, ...] = ("title",),

@@ -46,9 +46,9 @@ class TeacherDPOConfig(TrainBase):
     samples: str = field(
         default="", metadata={"help": "scored samples .jsonl from `teacher reward` ('' = sample now)"}
     )
-    sampling: RewardSampleConfig = field(
-        default_factory=RewardSampleConfig, metadata={"help": "how to sample when no samples file is given"}
-    )
+    sampling: RewardSampleConfig = field(default_factory=RewardSampleConfig, metadata={
+        "help": "reward sampling, when no --samples file is given (its split and label scoring also apply to "
+                "--samples)", "cli_prefix": ""})  # the command exposes a few of its fields, under their own names
     min_margin: float = field(default=0.15, metadata={"help": "min reward gap between chosen and rejected"})
     pairs_per_prompt: int = field(default=1, metadata={"help": "preference pairs kept per query-service pair"})
     selection: str = field(default="label_contrast", metadata={

@@ -43,7 +43,13 @@ class TeacherEvalConfig(GenerateBase):
     split: str = field(default="test", metadata={"help": "split to evaluate"})
     n_pairs: int = field(default=300, metadata={"help": "evaluate a seeded random sample of N pairs (0 = all)"})
     balanced: bool = field(default=False, metadata={"help": "sample the same number of pairs per label"})
-    weights: RewardWeights = field(default_factory=RewardWeights, metadata={"help": "reward weights"})
+    weights: RewardWeights = field(default_factory=RewardWeights,
+                                   metadata={"help": "reward weights", "cli_prefix": ""})  # --label-scoring, ...
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.weights, dict):
+            self.weights = RewardWeights(**self.weights)
 
 
 def evaluate_outputs(pairs: Sequence[Pair], completions: Sequence[Completion], weights: RewardWeights | None = None,

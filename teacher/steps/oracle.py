@@ -24,10 +24,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from relevance.annotations.schema import AnnotatedRecord, TeacherLabel
 from relevance.annotations.writer import write_annotations
+from relevance.config import DataConfig
 from relevance.data import Pair
 from teacher.chains.attributes import SOURCE, BrandLexicon, program_chain
 from teacher.chains.prompts import PROMPT_VERSION
@@ -36,6 +38,25 @@ log = logging.getLogger(__name__)
 
 ORACLE_NAME = f"oracle:{SOURCE}"
 LABEL_LINES = ("drop", "keep")
+
+
+@dataclass
+class OracleConfig(DataConfig):
+    """``relevance teacher oracle``: which labelled pairs get program-written chains, and where they go."""
+
+    split: str = field(default="teacher_train", metadata={"help": "a human-labelled split to annotate"})
+    limit: int = field(default=5040, metadata={
+        "help": "the first N pairs in sha1(id) order, a seeded-by-hash sample (0 = all); 5040 matches the annotated "
+                "pool's budget"})
+    label_line: str = field(default="drop", metadata={
+        "help": "drop (the chain without its 'Label:' line, as the LLM teacher's records) | keep (the augmented "
+                "view reads the answer)"})
+    out: str = field(default="artifacts/annotations/oracle-teacher_train-5040.jsonl",
+                     metadata={"help": "annotation JSONL (overwritten)"})
+    text_fields: tuple[str, ...] = field(default=("title",), metadata={"help": "service fields the chains cite, in order"})
+
+    def __post_init__(self) -> None:
+        self.text_fields = tuple(self.text_fields)
 
 
 def oracle_record(pair: Pair, lexicon: BrandLexicon, label_line: str = "drop",

@@ -32,7 +32,8 @@ class RewardSampleConfig(GenerateBase):
     split: str = field(default="teacher_train", metadata={"help": "labelled split to sample on"})
     n_pairs: int = field(default=500, metadata={"help": "pairs to sample (class-balanced)"})
     samples_per_pair: int = field(default=4, metadata={"help": "sampled outputs per pair"})
-    weights: RewardWeights = field(default_factory=RewardWeights, metadata={"help": "reward weights"})
+    weights: RewardWeights = field(default_factory=RewardWeights,
+                                   metadata={"help": "reward weights", "cli_prefix": ""})  # --label-scoring, ...
     max_chars: int = field(default=400, metadata={"help": "format dimension: longest chain without penalty"})
 
     def __post_init__(self) -> None:

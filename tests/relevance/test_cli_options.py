@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
-from relevance.cli.options import Extra, command_line, config_command, config_fields
+from relevance.cli.options import Extra, command_line, config_command, config_fields, config_paths
 
 
 @dataclass
@@ -76,6 +77,7 @@ def test_extras_arguments_and_the_recorded_command_line():
 def test_config_fields_resolve_string_annotations():
     kinds = {f.name: kind for f, kind in config_fields(Demo)}
     assert kinds == {"name": str, "count": int, "rate": float, "fields": tuple, "symmetric": bool, "hidden": str}
+    assert {f.name: kind for f, kind in config_fields(Outer)} == {"name": str, "lora": Inner, "sampling": Sampling}
 
 
 def test_the_real_commands_expose_every_config_field():
@@ -118,3 +120,96 @@ def test_list_fields_are_repeatable_options_whose_items_keep_their_commas():
     assert given == {"tags": ["a=[1,2]", "b=2"], "fields": ("title", "brand")}
     assert line == "relevance demo --tags 'a=[1,2]' --tags b=2 --fields title,brand"  # reruns the same
     assert {f.name: kind for f, kind in config_fields(Repeated)} == {"tags": list, "fields": tuple}
+
+
+@dataclass
+class Inner:
+    r: int = field(default=16, metadata={"help": "a rank"})
+    scale: float = field(default=1.0, metadata={"help": "a scale"})
+    on: bool = field(default=True, metadata={"help": "switched on"})
+
+
+@dataclass
+class Decoding:
+    max_new_tokens: int = field(default=72, metadata={"help": "tokens per output"})
+    retries: int = field(default=4, metadata={"help": "server retries", "cli_name": "max_server_retries"})
+
+
+@dataclass
+class Sampling:
+    split: str = field(default="train", metadata={"help": "split to sample"})
+    decoding: Decoding = field(default_factory=Decoding, metadata={"help": "decoding", "cli_prefix": ""})
+    max_chars: int = field(default=400, metadata={"help": "longest chain"})
+
+
+@dataclass
+class Outer:
+    name: str = field(default="x", metadata={"help": "a name"})
+    lora: Inner = field(default_factory=lambda: Inner(r=8), metadata={"help": "adapter settings"})
+    sampling: Sampling = field(default_factory=Sampling, metadata={"help": "sampling", "cli_prefix": ""})
+
+
+def _nested_app(seen: list, **kwargs) -> typer.Typer:
+    app = typer.Typer()
+
+    def run(given, extras):
+        seen.append((given, command_line(extras["ctx"])))
+
+    app.command("demo")(config_command(Outer, run, context=True, **kwargs))
+    app.command("other")(lambda: None)
+    return app
+
+
+def test_nested_dataclass_fields_are_flattened_with_a_prefix():
+    runner = CliRunner()
+    out = runner.invoke(_nested_app([]), ["demo", "--help"], env={"COLUMNS": "200"}).output
+    for flag in ("--name", "--lora-r", "--lora-scale", "--lora-on", "--no-lora-on",  # prefix "<field>_"
+                 "--split", "--max-new-tokens", "--max-chars",  # cli_prefix "": the inner names, two levels down
+                 "--max-server-retries"):  # cli_name renames the option
+        assert flag in out, flag
+    assert "--lora " not in out and "--sampling" not in out and "--decoding" not in out and "--retries" not in out
+    assert "a rank (default: 8)" in out  # the outer default_factory's value, not the inner class's 16
+    assert "tokens per output (default: 72)" in out
+    assert "Adapter settings" in out and "Sampling" in out  # a heading per nested field
+
+
+def test_nested_options_are_given_back_nested_and_unset_unless_given():
+    seen: list = []
+    app = _nested_app(seen)
+    runner = CliRunner()
+    assert runner.invoke(app, ["demo"]).exit_code == 0 and seen[-1][0] == {}
+    result = runner.invoke(app, ["demo", "--lora-r", "4", "--no-lora-on", "--split", "dev", "--max-new-tokens", "9",
+                                 "--max-server-retries", "0"])
+    assert result.exit_code == 0, result.output
+    given, line = seen[-1]
+    assert given == {"lora": {"r": 4, "on": False},
+                     "sampling": {"split": "dev", "decoding": {"max_new_tokens": 9, "retries": 0}}}
+    assert "--lora-r 4" in line and "--no-lora-on" in line and "--max-server-retries 0" in line
+    assert "--lora-scale" not in line and "--name" not in line
+
+
+def test_nested_fields_are_excluded_by_path():
+    seen: list = []
+    app = _nested_app(seen, exclude=("lora.scale", "sampling.decoding", "sampling.max_chars"))
+    out = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    assert "--lora-r" in out and "--split" in out
+    for flag in ("--lora-scale", "--max-new-tokens", "--max-server-retries", "--max-chars"):
+        assert flag not in out, flag
+    assert config_paths(Outer) == ["name", "lora.r", "lora.scale", "lora.on", "sampling.split",
+                                   "sampling.decoding.max_new_tokens", "sampling.decoding.retries", "sampling.max_chars"]
+    with pytest.raises(ValueError, match="no field"):
+        config_command(Outer, lambda given, extras: None, exclude=("lora.rank",))
+
+
+@dataclass
+class Clash:
+    split: str = field(default="test", metadata={"help": "split"})
+    sampling: Sampling = field(default_factory=Sampling, metadata={"cli_prefix": ""})
+
+
+def test_two_fields_with_one_option_name_are_an_error():
+    with pytest.raises(ValueError, match="--split"):
+        config_command(Clash, lambda given, extras: None)
+    config_command(Clash, lambda given, extras: None, exclude=("sampling.split",))  # resolved by excluding one
+    with pytest.raises(ValueError, match="extra"):
+        config_command(Demo, lambda given, extras: None, extras=(Extra("count", int, 1, "clashes"),))

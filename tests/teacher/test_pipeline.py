@@ -278,11 +278,11 @@ def test_annotate_and_resume_with_the_trained_teacher(tmp_path, dpo_teacher, cat
 def test_eval_command(tmp_path, sft_teacher, catalog_jsonl):
     from typer.testing import CliRunner
 
-    from teacher.cli import teacher_app
+    from relevance.cli import app
 
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(teacher_app, [
-        "eval", "--teacher", str(sft_teacher), "--data", str(catalog_jsonl), "--split", "test", "--n-pairs", "12",
+    result = CliRunner().invoke(app, [
+        "teacher", "eval", "--teacher", str(sft_teacher), "--data", str(catalog_jsonl), "--split", "test", "--n-pairs", "12",
         "--balanced", "--text-fields", ",".join(TEXT_FIELDS), "--max-new-tokens", "64", "--batch-size", "12",
         "--dtype", "float32", "--out", str(out), "--outputs", str(tmp_path / "outputs.jsonl")])
     assert result.exit_code == 0, result.output
