@@ -15,7 +15,7 @@ Steps (:mod:`teacher.steps`; each a config dataclass beside the function that ru
 Beside them: :mod:`teacher.settings` (what the step configs share), :mod:`teacher.backends` (local
 and HTTP generation), :mod:`teacher.chains` (prompt, chain parser, attribute program, reward, seed
 chains), :mod:`teacher.model` (loading and converting the LLM), :mod:`teacher.trainer` (what the
-training steps share) and :mod:`teacher.cli`. Annotation records follow the core's contract,
+training steps share) and :mod:`relevance.cli.teacher`. Annotation records follow the core's contract,
 :mod:`relevance.annotations`.
 
 A trained teacher is a base causal LM plus LoRA adapters merged in order, described by a

@@ -135,16 +135,58 @@ class LocalBackend:
                 bar.update(len(idx))
         return out
 
+    def _encode(self, prompts: list[str], n: int) -> tuple[dict, object | None]:
+        """Token ids and attention mask of a batch, and the cached keys/values of the prefix all its
+        prompts share (or None).
+
+        Few-shot prompts repeat a long prefix (system text and worked examples, ~500 tokens) before each
+        pair; computing it once and reusing its cache cuts the prefill, which dominates generation on a
+        CPU. The batch is laid out ``[shared prefix | left padding | own suffix]``: the mask hides the
+        padding and positions follow the mask, so each row sees exactly its own prompt.
+        """
+        import torch
+
+        tok = self.tokenizer
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        shared = _common_prefix(ids)
+        # keep one token of each suffix: generate needs a token to continue from after the cache
+        shared = min(shared, min(len(i) for i in ids) - 1)
+        if not self.settings.prefix_cache or n != 1 or shared < MIN_SHARED_PREFIX:
+            enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False,
+                      return_token_type_ids=False)
+            return dict(enc), None
+        width = max(len(i) for i in ids) - shared
+        pad = tok.pad_token_id
+        rows = [i[:shared] + [pad] * (width - (len(i) - shared)) + i[shared:] for i in ids]
+        mask = [[1] * shared + [0] * (width - (len(i) - shared)) + [1] * (len(i) - shared) for i in ids]
+        cache = self._prefix_cache(tuple(ids[0][:shared]))
+        cache.batch_repeat_interleave(len(prompts))
+        return {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(mask)}, cache
+
+    def _prefix_cache(self, prefix: tuple[int, ...]):
+        """A fresh copy of the prefix's key/value cache (computed on first use, then kept)."""
+        import copy
+
+        import torch
+
+        if getattr(self, "_cached_prefix", None) != prefix:
+            device = next(self.model.parameters()).device
+            with torch.no_grad():
+                out = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+            self._cached_prefix, self._cached_kv = prefix, out.past_key_values
+        return copy.deepcopy(self._cached_kv)
+
     def _generate(self, prompts: list[str], sample: bool, n: int, want_probs: bool) -> list[list[Completion]]:
         import torch
 
         tok = self.tokenizer
-        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False,
-                  return_token_type_ids=False)
+        enc, cache = self._encode(prompts, n)
         device = next(self.model.parameters()).device
         kwargs = dict(max_new_tokens=self.settings.max_new_tokens, num_return_sequences=n, do_sample=sample,
                       pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids, return_dict_in_generate=True,
                       output_logits=want_probs)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
         if self.settings.constrain_label:
             from transformers import LogitsProcessorList
 
@@ -200,6 +242,18 @@ class LocalBackend:
     def label_probs(self, logits, token_ids: dict[str, int]) -> dict[str, float]:
         """``softmax(logit + bias)`` over the label words' first tokens (bias: the teacher's calibration)."""
         return softmax({lbl: float(logits[t]) + self.label_bias[lbl] for lbl, t in token_ids.items()})
+
+
+MIN_SHARED_PREFIX = 32  # tokens: below this, computing and copying a prefix cache saves nothing
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    """Length of the longest token prefix all ``rows`` share."""
+    first, n = rows[0], min(len(r) for r in rows)
+    for k in range(n):
+        if any(r[k] != first[k] for r in rows[1:]):
+            return k
+    return n
 
 
 def _as_list(x) -> list:
