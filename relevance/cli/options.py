@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import shlex
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Optional
@@ -55,7 +56,7 @@ def _base_type(annotation) -> type:
     """``str | None`` -> ``str``; ``tuple[str, ...]`` -> ``tuple`` (given comma-separated);
     ``list[str]`` -> ``list`` (given repeatedly); a dataclass stays itself (flattened)."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _base_type(args[0])
     if origin is tuple:
