@@ -25,6 +25,9 @@ def default_student_init() -> str:
 class StudentTrainConfig(RunConfig):
     out: str = field(default="runs/student", metadata={"help": "output folder (checkpoints, metrics)"})
     init: str = field(default="", metadata={"help": "HF folder to start from; empty = all-MiniLM-L6-v2"})
+    layers: tuple[int, ...] = field(default=(), metadata={
+        "help": "keep only these encoder layers of the starting model, in order (e.g. 0,2,4: a 3-layer student "
+                "from a 6-layer one); empty = all"})
     train_split: str = field(default="teacher_train", metadata={"help": "split to train on"})
     dev_split: str = field(default="dev", metadata={"help": "split for model selection"})
     test_split: str = field(default="test", metadata={"help": "split reported at the end ('' to skip)"})
@@ -49,12 +52,13 @@ class StudentTrainConfig(RunConfig):
         if self.batch_size < 1 or self.epochs <= 0:
             raise ValueError("batch_size must be >= 1 and epochs > 0")
         self.text_fields = tuple(self.text_fields)
+        self.layers = tuple(int(i) for i in self.layers)
         if not self.init:
             self.init = default_student_init()
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["text_fields"] = list(self.text_fields)
+        d["text_fields"], d["layers"] = list(self.text_fields), list(self.layers)
         return d
 
     @property

@@ -59,16 +59,29 @@ def encode_pairs(
     return EncodedPairs(pairs, encoder.encode([p.query for p in pairs], texts, reasonings))
 
 
-def load_student(path: str | Path, num_labels: int = len(LABELS)):
-    """An HF BERT sequence classifier from ``path`` (a new 3-way head if the checkpoint has none)."""
+def load_student(path: str | Path, num_labels: int = len(LABELS), layers: tuple[int, ...] = ()):
+    """An HF BERT sequence classifier from ``path`` (a new 3-way head if the checkpoint has none).
+
+    ``layers`` keeps only those encoder layers, in the order given (``(0, 2, 4)``: a 3-layer student
+    that starts from every other layer of a 6-layer one); embeddings, pooler and head are kept. The
+    result saves and reloads as a plain model of ``len(layers)`` layers.
+    """
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(
+    model = AutoModelForSequenceClassification.from_pretrained(
         str(path),
         num_labels=num_labels,
         id2label=dict(enumerate(LABELS)),
         label2id={lbl: i for i, lbl in enumerate(LABELS)},
     )
+    if layers:
+        encoder = model.base_model.encoder
+        have = len(encoder.layer)
+        if not all(0 <= i < have for i in layers) or len(set(layers)) != len(layers):
+            raise ValueError(f"layers {layers} must be distinct indices of the model's {have} layers")
+        encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in layers)
+        model.config.num_hidden_layers = len(layers)
+    return model
 
 
 @torch.no_grad()
@@ -191,7 +204,7 @@ def train_student(cfg: StudentTrainConfig, command: str | None = None) -> dict:
         train_pairs = train_pairs[: cfg.limit_train]
     train = encode_pairs(run.encoder, run.template, train_pairs)
     targets = human_label_targets(cfg, train_pairs)
-    objective = SupervisedObjective(load_student(cfg.init), run.encoder, train, targets.labels, targets.ratings,
+    objective = SupervisedObjective(load_student(cfg.init, layers=cfg.layers), run.encoder, train, targets.labels, targets.ratings,
                                     targets.loss_fn)
     return fit(cfg, run, objective, targets.class_ratings,
                training=training_record(cfg, len(train_pairs), "human labels", command))

@@ -76,3 +76,37 @@ def test_relevance_loss_formula():
     ce = torch.nn.functional.cross_entropy(logits, labels)
     expected = logits[0].softmax(-1) @ torch.tensor([1.0, 2.0, 3.0])
     assert loss.item() == pytest.approx((ce + 0.5 * (expected - 1.0) ** 2).item(), rel=1e-6)
+
+
+def test_a_student_with_fewer_layers_keeps_the_chosen_ones_and_reloads(tiny_checkpoint, catalog_jsonl, tmp_path):
+    from training.student import load_student
+
+    full = load_student(tiny_checkpoint)
+    small = load_student(tiny_checkpoint, layers=(1,))
+    assert small.config.num_hidden_layers == 1 and len(small.bert.encoder.layer) == 1
+    assert torch.equal(small.bert.encoder.layer[0].attention.self.query.weight,
+                       full.bert.encoder.layer[1].attention.self.query.weight)  # layer 1 of 2, not a fresh one
+    assert torch.equal(small.classifier.weight, full.classifier.weight)
+    with pytest.raises(ValueError, match="distinct indices"):
+        load_student(tiny_checkpoint, layers=(0, 5))
+
+    cfg = StudentTrainConfig(data=str(catalog_jsonl), out=str(tmp_path / "one-layer"), init=str(tiny_checkpoint),
+                             layers=("1",), train_split="train", test_split="", text_fields=("title", "brand"),
+                             max_length=32, batch_size=16, epochs=1, evals_per_epoch=1, threads=1)
+    assert cfg.layers == (1,)  # the CLI gives strings
+    train_student(cfg)
+    reloaded = load_student(tmp_path / "one-layer" / "best")
+    assert reloaded.config.num_hidden_layers == 1
+    meta = json.loads((tmp_path / "one-layer" / "best" / "student.json").read_text())
+    assert meta["config"]["layers"] == [1] and meta["training"]["init"] == str(tiny_checkpoint)
+    # the same gated export takes it: a bundle of the smaller model, recording how it was made
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
+    from relevance.bundle import load_bundle
+    from tests.conftest import TINY_LIMITS
+
+    bundle = load_bundle(export_bundle(ExportConfig(
+        checkpoint=str(tmp_path / "one-layer" / "best"), out=str(tmp_path / "bundle"), data=str(catalog_jsonl),
+        test_split="", **TINY_LIMITS)))
+    assert bundle.manifest.training["init"] == str(tiny_checkpoint)
+    assert bundle.manifest.training["from"]["method"] == "human labels"
