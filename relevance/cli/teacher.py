@@ -203,7 +203,8 @@ class AnnotateCommandConfig(AnnotateConfig):
     """
 
     backend: str = field(default="local", metadata={
-        "help": "local (run the teacher here) | http (an OpenAI-compatible server: the HTTP backend options)"})
+        "help": "local (run the teacher here) | http (an OpenAI-compatible server: the HTTP backend options) | "
+                "bundle (--teacher is a relevance bundle: its class probabilities as soft labels, no reasoning)"})
     http: HttpBackendConfig = field(default_factory=HttpBackendConfig, metadata={
         "help": "HTTP backend (with --backend http)", "cli_prefix": ""})
 
@@ -228,8 +229,12 @@ def _annotate(given: dict, extras: dict) -> None:
         from teacher.backends.http import HttpBackend
 
         backend = HttpBackend(cfg.http_backend(), cfg.template())
+    elif cfg.backend == "bundle":
+        from teacher.backends.bundle import BundleBackend
+
+        backend = BundleBackend(cfg.teacher, cfg.template(), cfg.threads)
     elif cfg.backend != "local":
-        raise typer.BadParameter("--backend must be local or http")
+        raise typer.BadParameter("--backend must be local, http or bundle")
     s = annotate(cfg, backend)
     typer.echo(f"{cfg.out}: +{s.ok} ok, +{s.failed} failed, {s.skipped} already done, {s.total} in shard "
                f"{cfg.shard} ({s.pairs_per_s:.2f} pairs/s)")
