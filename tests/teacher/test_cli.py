@@ -129,7 +129,7 @@ def test_annotate_http_options(seen):
                                             temperature=0.5)
     assert backend.name == "m" and backend.version == "v9"
     bad = CliRunner().invoke(app, ["annotate", "--backend", "grpc"])
-    assert bad.exit_code != 0 and "local or http" in bad.output
+    assert bad.exit_code != 0 and "local, http or bundle" in bad.output
 
 
 def test_reward_config_from_options():
