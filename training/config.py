@@ -78,6 +78,9 @@ class CRSDConfig(StudentTrainConfig):
         default="", metadata={"help": "teacher annotation JSONL joined onto train_split by pair id ('' = the data's own)"}
     )
     label_source: str = field(default="teacher", metadata={"help": "teacher | human: whose label the supervised terms learn"})
+    human_split: str = field(default="", metadata={
+        "help": "also train on this split's human labels (one-hot targets, human ratings) beside the "
+                "teacher-annotated train_split, e.g. teacher_train when a student teaches a smaller one ('' = none)"})
     targets: str = field(default="hard", metadata={"help": "hard (a label) | soft (the teacher's label probabilities)"})
     std_ce_weight: float = field(default=1.0, metadata={"help": "weight of the standard view's supervised loss"})
     aug_ce_weight: float = field(default=1.0, metadata={"help": "weight of the augmented view's supervised loss"})
@@ -112,6 +115,10 @@ class CRSDConfig(StudentTrainConfig):
             raise ValueError("temperatures must be > 0")
         if self.infonce_weight > 0 and self.projection_dim < 1:
             raise ValueError("InfoNCE needs a projection head: projection_dim >= 1")
+        if self.human_split and (self.human_split == self.train_split or self.label_source != "teacher"
+                                 or self.uses_reasoning):
+            raise ValueError("human_split adds human-labelled pairs to a teacher-labelled train_split (another "
+                             "split) and has no reasoning: use it with label_source='teacher' and no CRSD view")
         if self.aug_max_length < self.max_length:
             raise ValueError("aug_max_length must be >= max_length (the augmented view contains the standard one)")
 
@@ -146,6 +153,9 @@ PRESETS: dict[str, Preset] = {
     "human_full": Preset("human labels of all teacher_train (reference)", _HUMAN),
     "teacher_hard": Preset("teacher hard labels of pool (label-only KD)", {"targets": "hard", **_NO_VIEWS}),
     "teacher_soft": Preset("teacher label probabilities of pool (logit KD)", {"targets": "soft", **_NO_VIEWS}),
+    "student_kd": Preset(
+        "the accurate student's label probabilities of pool plus the human labels of teacher_train (a smaller "
+        "student distilled from a bigger one)", {"targets": "soft", "human_split": "teacher_train", **_NO_VIEWS}),
     "crsd": Preset("CRSD: both views' CE + InfoNCE + KL", {}),
     "crsd_no_infonce": Preset("CRSD without InfoNCE", {"infonce_weight": 0.0}),
     "crsd_no_aug_ce": Preset("CRSD without the augmented-view loss", {"aug_ce_weight": 0.0}),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -123,6 +124,8 @@ def training_pairs(cfg: CRSDConfig) -> tuple[list[Pair], AnnotationStats | None]
             raise ValueError(f"no pair of {cfg.train_split!r} carries a teacher annotation: pass annotations=FILE.jsonl")
     if cfg.label_source == "human":
         pairs = [p for p in pairs if p.label is not None]
+    if cfg.human_split:  # human-labelled pairs beside the teacher's: no teacher annotation, a human label
+        pairs += [replace(p, teacher=None) for p in load_pairs(cfg.data, cfg.human_split) if p.label is not None]
     if cfg.limit_train and cfg.limit_train < len(pairs):
         pairs = random.Random(cfg.subset_seed).sample(pairs, cfg.limit_train)
     return pairs, stats
@@ -136,7 +139,15 @@ def class_ratings_for(cfg: CRSDConfig) -> tuple[float, ...]:
 
 
 def hard_label(pair: Pair, cfg: CRSDConfig) -> str:
-    return pair.teacher["label"] if cfg.label_source == "teacher" else pair.label
+    """The label a pair is trained on: the teacher's, except for the human pairs of ``human_split``."""
+    return pair.teacher["label"] if cfg.label_source == "teacher" and pair.teacher is not None else pair.label
+
+
+def soft_target(pair: Pair) -> list[float]:
+    """The teacher's probabilities, or one-hot on the human label for a pair without a teacher."""
+    if pair.teacher is None:
+        return [float(lbl == pair.label) for lbl in LABELS]
+    return [pair.teacher["probs"][lbl] for lbl in LABELS]
 
 
 def class_mass(targets: torch.Tensor) -> list[float]:
@@ -153,12 +164,13 @@ def build_objective(cfg: CRSDConfig, encoder: PairEncoder, template, pairs: list
     """Encode both views, build targets, loss and model (random parts drawn from the current seed)."""
     labels = [hard_label(p, cfg) for p in pairs]
     if cfg.targets == "soft":
-        targets = torch.tensor([[p.teacher["probs"][lbl] for lbl in LABELS] for p in pairs], dtype=torch.float)
+        targets = torch.tensor([soft_target(p) for p in pairs], dtype=torch.float)
     else:
         targets = torch.tensor([label_index(lbl) for lbl in labels])
     counts = class_mass(targets)
-    human_ratings = cfg.label_source == "human"
-    ratings = torch.tensor([p.rating if human_ratings and p.rating is not None else float("nan") for p in pairs])
+    # the rating term learns human ratings only: every pair's for human labels, the human_split's otherwise
+    human = [cfg.label_source == "human" or p.teacher is None for p in pairs]
+    ratings = torch.tensor([p.rating if h and p.rating is not None else float("nan") for p, h in zip(pairs, human)])
     supervised = RelevanceLoss(class_weights_from_counts(counts, cfg.class_weighting), class_ratings, cfg.rating_loss_weight)
     loss_fn = CRSDLoss(supervised, cfg.std_ce_weight, cfg.aug_ce_weight, cfg.infonce_weight, cfg.temperature,
                        cfg.symmetric, cfg.kl_weight, cfg.kl_temperature)
@@ -201,6 +213,8 @@ def train_crsd(cfg: CRSDConfig, command: str | None = None) -> dict:
 def crsd_training_record(cfg: CRSDConfig, pairs: list[Pair], command: str | None) -> dict:
     """The preset's method, and the teachers whose annotations the run learnt from (name/version, pairs)."""
     details: dict = {"preset": cfg.preset, "label_source": cfg.label_source, "targets": cfg.targets}
+    if cfg.human_split:
+        details["human_split"] = cfg.human_split
     if cfg.needs_teacher:
         teachers = Counter(p.teacher.get("teacher") for p in pairs if p.teacher)  # "name/version"
         details["teacher"] = [{"name": name, "pairs": k} for name, k in teachers.most_common()]

@@ -23,7 +23,7 @@ def _objective(settings, preset="crsd", **overrides):
 
 
 def test_presets_are_settings_of_one_config(crsd_settings):
-    assert {"human_budget", "human_full", "teacher_hard", "teacher_soft", "crsd", "crsd_no_infonce",
+    assert {"human_budget", "human_full", "teacher_hard", "teacher_soft", "student_kd", "crsd", "crsd_no_infonce",
             "crsd_no_aug_ce", "crsd_no_kl"} == set(PRESETS)
     crsd = CRSDConfig.from_preset("crsd", **crsd_settings)
     assert crsd.uses_reasoning and crsd.infonce_weight > 0 and crsd.kl_weight > 0 and crsd.aug_ce_weight > 0
@@ -128,3 +128,27 @@ def test_soft_run_weights_come_from_probability_mass(crsd_settings):
     mass = soft.targets.sum(0)
     expected = (1 / (mass / mass.sum()).sqrt())
     assert torch.allclose(soft.loss_fn.supervised.class_weights, expected / expected.mean(), atol=1e-5)
+
+
+def test_student_kd_adds_the_human_split_as_one_hot_targets_with_human_ratings(crsd_settings):
+    import math
+
+    from relevance.data import load_pairs
+
+    cfg, pairs, objective = _objective(crsd_settings, "student_kd")
+    annotated = [p for p in pairs if p.teacher is not None]
+    human = [p for p in pairs if p.teacher is None]
+    expected_human = [p for p in load_pairs(cfg.data, "teacher_train") if p.label is not None]
+    assert len(human) == len(expected_human) and annotated and all(p.split == "pool" for p in annotated)
+    for i, pair in enumerate(pairs):
+        target = objective.targets[i].tolist()
+        if pair.teacher is None:  # a human pair: one-hot on its label, its human rating kept
+            assert target == [float(lbl == pair.label) for lbl in ("irrelevant", "partial", "exact")]
+            assert objective.ratings[i].item() == pytest.approx(pair.rating)
+        else:  # a teacher pair: the teacher's probabilities, no human rating (pool's stay unused)
+            assert target == pytest.approx([pair.teacher["probs"][lbl] for lbl in ("irrelevant", "partial", "exact")])
+            assert math.isnan(objective.ratings[i].item())
+    with pytest.raises(ValueError, match="human_split"):
+        CRSDConfig.from_preset("crsd", **crsd_settings, human_split="teacher_train")  # reasoning views need chains
+    with pytest.raises(ValueError, match="human_split"):
+        CRSDConfig.from_preset("student_kd", **crsd_settings, train_split="teacher_train")
