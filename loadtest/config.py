@@ -112,7 +112,7 @@ class BenchConfig(ServiceConfig):
     skip_raw: bool = field(default=False, metadata={"help": "do not measure raw ORT compute"})
     skip_naive: bool = field(default=False, metadata={"help": "do not measure the naive baseline"})
     bodies: int = field(default=2000, metadata={"help": "distinct request bodies to cycle through"})
-    out: str = field(default="docs/benchmarks-service.md", metadata={"help": "markdown output ('' to skip)"})
+    out: str = field(default="runs/loadtest/bench.md", metadata={"help": "markdown output ('' to skip)"})
     seed: int = field(default=0, metadata={"help": "seed of the request bodies and arrivals"})
 
     def __post_init__(self) -> None:
