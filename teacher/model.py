@@ -171,7 +171,10 @@ def read_spec(path: str | Path) -> tuple[TeacherSpec, Path]:
     if (path / SPEC_FILE).is_file():
         return TeacherSpec(**json.loads((path / SPEC_FILE).read_text())), path
     if (path / "config.json").is_file():
-        return TeacherSpec(name=path.resolve().name, version="base", base=str(path.resolve())), path
+        # a folder converted from a GGUF file is named after that file (the model), not after the folder
+        converted = path / _CONVERTED_MARK
+        name = Path(json.loads(converted.read_text())["from"]).stem if converted.is_file() else path.resolve().name
+        return TeacherSpec(name=name, version="base", base=str(path.resolve())), path
     raise FileNotFoundError(
         f"no teacher at {path}: give 'smollm2', a Hugging Face causal-LM folder (config.json) or a "
         f"trained teacher folder ({SPEC_FILE})"

@@ -71,6 +71,15 @@ def test_spec_chain_keeps_paths_relative(tmp_path):
         read_spec(tmp_path / "nothing")
 
 
+def test_a_folder_converted_from_gguf_is_named_after_the_model(tmp_path):
+    folder = tmp_path / "hf-bf16"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert read_spec(folder)[0].name == "hf-bf16"
+    (folder / "converted.json").write_text(json.dumps({"from": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"}))
+    assert read_spec(folder)[0].name == "qwen2.5-coder-1.5b-instruct-q4_k_m"  # what every record then names
+
+
 def test_config_fixes_are_merged(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "rope_theta": 10000.0}))
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer", "x": 1}))
