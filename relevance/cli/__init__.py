@@ -11,6 +11,7 @@ only, and there ``train``, ``export``, ``teacher`` and the other offline command
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -43,41 +44,31 @@ def serve(
     run_server(bundle=bundle, host=host, port=port)
 
 
+# (stage package, CLI module, its register function), in --help order. A stage that is not installed
+# (the serving image has relevance/ and service/ only) leaves its commands out; any other import
+# error inside a stage is raised.
+STAGES = (
+    ("training", "relevance.cli.student", "register"),
+    ("export", "relevance.cli.bundle", "register_export"),
+    ("teacher", "relevance.cli.teacher", "register"),
+    ("lab", "relevance.cli.lab", "register"),
+    ("loadtest", "relevance.cli.loadtest", "register"),
+)
+
+
 def _stage_missing(exc: ModuleNotFoundError, stage: str) -> bool:
     """True when ``exc`` says the optional stage package itself is not installed (not a broken import in it)."""
     return exc.name is not None and exc.name.split(".")[0] == stage
 
 
+def register_stages(app: typer.Typer) -> None:
+    for stage, module, function in STAGES:
+        try:
+            getattr(importlib.import_module(module), function)(app)
+        except ModuleNotFoundError as exc:
+            if not _stage_missing(exc, stage):
+                raise
+
+
 bundle.register(app)
-try:
-    from relevance.cli import student
-except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "training"):
-        raise
-else:
-    student.register(app)
-try:
-    bundle.register_export(app)
-except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "export"):
-        raise
-try:
-    from relevance.cli import teacher
-except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "teacher"):
-        raise
-else:
-    teacher.register(app)
-try:
-    from relevance.cli import lab
-except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "lab"):
-        raise
-else:
-    lab.register(app)
-try:
-    from relevance.cli import loadtest
-    loadtest.register(app)
-except ModuleNotFoundError as exc:
-    if not _stage_missing(exc, "loadtest"):
-        raise
+register_stages(app)
