@@ -141,6 +141,29 @@ class RawConfig(LoadTestConfig):
 
 
 @dataclass
+class ParetoConfig(DataConfig):
+    """``relevance loadtest pareto``: bundles' quality against their speed, every number from one run."""
+
+    bundles: tuple[str, ...] = field(default=("models/default",), metadata={
+        "help": "bundle folders, comma-separated; the first is the baseline of the ratios"})
+    split: str = field(default="test", metadata={"help": "split the quality is measured on"})
+    services: int = field(default=32, metadata={"help": "services per request (raw compute and lone requests)"})
+    raw_seconds: float = field(default=8.0, metadata={"help": "timed seconds of raw compute per bundle"})
+    lone_requests: int = field(default=30, metadata={
+        "help": "lone requests per bundle through the service, one at a time, each a new query"})
+    lone_gap_s: float = field(default=0.1, metadata={"help": "pause between lone requests, seconds"})
+    threads: int = field(default=0, metadata={"help": "ORT intra-op threads of raw compute (0: all cores)"})
+    out: str = field(default="runs/pareto", metadata={"help": "folder for report.json, report.md and pareto.png"})
+    doc: str = field(default="", metadata={
+        "help": "markdown file whose pareto section is (re)written with the table and plot ('' = none)"})
+
+    def __post_init__(self) -> None:
+        self.bundles = tuple(self.bundles)
+        if not self.bundles:
+            raise ValueError("--bundles: at least one bundle")
+
+
+@dataclass
 class QueueingConfig:
     """``relevance loadtest queueing``: the M/D/1 p99 ceiling of a latency target, from the compute per
     request."""

@@ -8,9 +8,10 @@ dependencies below.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -65,8 +66,21 @@ DeadlineHeader = Annotated[
     ),
 ]
 
-def _probs_json(labels: tuple[str, ...], probs: np.ndarray) -> list[dict[str, float]]:
-    return [{label: round(p, 6) for label, p in zip(labels, row, strict=True)} for row in probs.tolist()]
+class _ResultsJSON(JSONResponse):
+    """orjson renders a 512-result answer ~10x faster than the standard library (event-loop time that
+    refusals and probes would otherwise wait behind); ints beyond 64 bits, which orjson refuses, take
+    the standard path, so any integer id is echoed as sent."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
+
+def _rounded(values: np.ndarray) -> list:
+    """Six decimals, as Python floats (vectorised: per-value ``round`` cost more than the JSON)."""
+    return np.round(values.astype(np.float64), 6).tolist()
 
 
 def _response(
@@ -74,15 +88,14 @@ def _response(
 ) -> JSONResponse:
     """Build the JSON by hand: validating our own 512-result answer through pydantic would cost more than
     tokenising it. Its shape is :class:`RelevanceResponse`, which the tests check."""
-    scores = variant.scores(scored.probs).clip(0.0, 1.0).tolist()
+    labels = variant.labels
+    scores = _rounded(variant.scores(scored.probs).clip(0.0, 1.0))
     top = variant.top_labels(scored.probs).tolist()
-    info = variant.model.bundle.manifest
     results = [
-        {"id": s.id, "score": round(score, 6), "label": label, "probs": probs}
-        for s, score, label, probs in zip(
-            body.services, scores, top, _probs_json(variant.labels, scored.probs), strict=True
-        )
+        {"id": s.id, "score": score, "label": label, "probs": dict(zip(labels, probs, strict=True))}
+        for s, score, label, probs in zip(body.services, scores, top, _rounded(scored.probs), strict=True)
     ]
+    info = variant.model.bundle.manifest
     request_id = request.state.request_id
     latency_ms = round((time.monotonic() - request.state.started) * 1000, 3)
     content = {
@@ -97,7 +110,7 @@ def _response(
     headers = {"X-Model-Version": info.version, "X-AB-Variant": variant.name, "X-Request-Id": request_id}
     if scored.estimate is not None:
         headers["X-Estimated-Ms"] = f"{scored.estimate.until_scored_s * 1000:.1f}"
-    return JSONResponse(content, headers=headers)
+    return _ResultsJSON(content, headers=headers)
 
 
 async def _score(

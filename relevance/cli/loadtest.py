@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import typer
 
-from loadtest.config import BenchConfig, LoadRunConfig, OverloadConfig, QueueingConfig, RawConfig
+from loadtest.config import (
+    BenchConfig,
+    LoadRunConfig,
+    OverloadConfig,
+    ParetoConfig,
+    QueueingConfig,
+    RawConfig,
+)
 from relevance.cli.options import command_line, config_command
 
 
@@ -73,6 +80,18 @@ def _run(given: dict, extras: dict) -> None:
     _done(run(_config(LoadRunConfig, given, ctx), command_line(ctx)))
 
 
+def _pareto(given: dict, extras: dict) -> None:
+    """Bundles' quality against speed in one run: test macro-F1, RMSE, NDCG@10, raw pairs/s, lone latency.
+
+    Per bundle: its architecture read from the graph, the quality on --split through the serving code
+    path, raw ONNX Runtime pairs/s on the same requests (sorted runs as the batcher plans them), and
+    lone requests through `relevance serve` (default settings, cache off). Ratios against the first."""
+    from loadtest.pareto import run
+
+    ctx = extras["ctx"]
+    _done(run(_config(ParetoConfig, given, ctx), command_line(ctx)))
+
+
 def _queueing(given: dict, extras: dict) -> None:
     """How busy can a server be before its p99 passes a target? The M/D/1 ceiling of a latency SLO."""
     from loadtest.queueing import run
@@ -85,6 +104,6 @@ def register(app: typer.Typer) -> None:
                            no_args_is_help=True)
     for name, config, command in (("bench", BenchConfig, _bench), ("overload", OverloadConfig, _overload),
                                   ("raw", RawConfig, _raw), ("run", LoadRunConfig, _run),
-                                  ("queueing", QueueingConfig, _queueing)):
+                                  ("pareto", ParetoConfig, _pareto), ("queueing", QueueingConfig, _queueing)):
         loadtest.command(name)(config_command(config, command, context=True))
     app.add_typer(loadtest, name="loadtest")

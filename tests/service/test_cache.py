@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from service.cache import ScoreCache
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, normalizers
+
+from service.cache import ScoreCache, make_normaliser
 from tests.service.support import Backends, body, running, scrape
 
 
@@ -44,3 +49,34 @@ async def test_graphs_of_different_precision_never_share_entries(make_settings):
         shadow = await client.post("/relevance/shadow", json=body())
         shadow_again = await client.post("/relevance/shadow", json=body())
     assert (shadow.json()["cached"], shadow_again.json()["cached"]) == (0, 4)
+
+
+def _bert_tokenizer(**options) -> Tokenizer:
+    tokenizer = Tokenizer.from_str(
+        '{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null, '
+        '"pre_tokenizer": null, "post_processor": null, "decoder": null, '
+        '"model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}'
+    )
+    tokenizer.normalizer = normalizers.BertNormalizer(**options)
+    return tokenizer
+
+
+# ASCII with its control characters over-represented (the fast path's edge), plus some non-ASCII text
+_TEXT = st.text(st.one_of(st.characters(max_codepoint=0x7F), st.sampled_from("\t\n\r\x0b\x0c\x1c\x7f\x00 ")))
+_ANY_TEXT = st.one_of(_TEXT, st.text(st.characters(max_codepoint=0x3000)))
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+@settings(max_examples=400, deadline=None)
+@given(text=_ANY_TEXT)
+def test_the_key_is_what_berts_normaliser_makes_of_the_text(lowercase, text):
+    """The pure-Python ASCII path gives exactly the Rust normaliser's text (then spaces collapsed)."""
+    tokenizer = _bert_tokenizer(lowercase=lowercase)
+    expected = " ".join(tokenizer.normalizer.normalize_str(text).split())
+    assert make_normaliser(tokenizer)(text) == expected
+
+
+def test_other_normalisers_take_the_tokenizers_own_path():
+    tokenizer = _bert_tokenizer()
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("a", "b")])
+    assert make_normaliser(tokenizer)("A  cat") == "A cbt"

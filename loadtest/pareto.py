@@ -1,0 +1,194 @@
+"""Bundles' quality against their speed, every number measured in one run.
+
+    relevance loadtest pareto --bundles models/default --bundles models/fast --doc docs/benchmarks.md
+
+Per bundle, in the order given: its shape (encoder layers and hidden size read from the graph, max
+length and INT8 scheme from the manifest), its quality on ``--split`` through the serving code path
+(macro-F1, RMSE, NDCG@10), raw ONNX Runtime pairs/s on the same requests of ``--services`` test pairs
+cut into sorted runs as the batcher plans them, and the latency of lone requests of that size through
+``relevance serve`` (default settings, result cache off, each a new query, one at a time). Ratios are
+against the first bundle. Run it on a quiet machine: the timings share the cores with anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadtest.config import ParetoConfig
+from loadtest.engine import http_request, run_closed_loop, with_pool
+from loadtest.plot import PlotUnavailable, pyplot
+from loadtest.raw import raw_compute_rate
+from loadtest.report import cpu_description, table, utc_now, write_json
+from loadtest.servers import max_run_pairs, service_command, settings_env, started_server
+from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
+from relevance.bundle import load_bundle
+from relevance.data import load_pairs
+from relevance.evaluate import evaluate_bundle_model
+from relevance.model import BundleModel
+
+SECTION_BEGIN, SECTION_END = "<!-- pareto begin -->", "<!-- pareto end -->"
+PLOT_NAME = "pareto.png"
+
+
+def graph_shape(graph: Path) -> dict[str, int | None]:
+    """Encoder layers and hidden size of a BERT graph: attention nodes counted, the word-embedding
+    table's width (None where the graph does not say, or onnx is not installed)."""
+    try:
+        import onnx
+    except ImportError:
+        return {"layers": None, "hidden": None}
+    model = onnx.load(str(graph), load_external_data=False)
+    attention = {"Attention", "MultiHeadAttention", "QAttention"}
+    layers = sum(n.op_type in attention for n in model.graph.node) or None
+    hidden = next((int(t.dims[1]) for t in model.graph.initializer
+                   if "word_embeddings" in t.name and len(t.dims) == 2), None)
+    return {"layers": layers, "hidden": hidden}
+
+
+def describe(bundle: Path) -> dict[str, Any]:
+    b = load_bundle(bundle)
+    m = b.manifest
+    graph = next(g for g in m.graphs if g.precision == m.default_precision)
+    raw = json.loads((bundle / "bundle.json").read_text())
+    return {
+        "bundle": str(bundle),
+        "name": f"{m.name} {m.version}",
+        **graph_shape(bundle / graph.path),
+        "max_length": m.max_length,
+        "precision": m.default_precision,
+        "int8_scheme": (raw.get("quantization") or {}).get("scheme", "n/a"),
+        "size_mb": round((bundle / graph.path).stat().st_size / 2**20, 1),
+    }
+
+
+def lone_latency(bundle: Path, bodies: list[bytes], gap_s: float, log: Path) -> dict[str, float]:
+    """Lone requests through a service started here: client p50/p90 and statuses."""
+    env = settings_env({"log_level": "warning", "cache_enabled": False})
+    with started_server(lambda port: service_command(bundle, port), env, log) as target:
+        requests = [http_request(target.host, target.port, "/relevance", b) for b in bodies]
+
+        async def drive(pool):
+            await run_closed_loop(pool, requests[:3], 10.0, gap_s=gap_s)  # first requests: not timed
+            return await run_closed_loop(pool, requests[3:], 10.0, gap_s=gap_s)
+
+        outcomes = with_pool(target.host, target.port, drive)
+    latencies = [o.latency_s * 1000 for o in outcomes]
+    return {
+        "lone_p50_ms": round(float(np.median(latencies)), 1),
+        "lone_p90_ms": round(float(np.percentile(latencies, 90)), 1),
+        "lone_all_200": all(o.status == 200 for o in outcomes),
+    }
+
+
+def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
+    by_query = load_test_split(Path(cfg.data))
+    bodies = build_bodies(by_query, cfg.services, 64 + cfg.lone_requests + 3)
+    raw_requests = [pairs_of(b) for b in bodies[:64]]
+    lone_bodies = bodies[64:]
+    run_pairs = max_run_pairs({})
+    pairs = load_pairs(Path(cfg.data), cfg.split)
+    rows = []
+    for i, name in enumerate(cfg.bundles):
+        bundle = Path(name)
+        row = describe(bundle)
+        print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
+        model = BundleModel.load(load_bundle(bundle), None)
+        metrics = evaluate_bundle_model(model, pairs)
+        row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
+        raw = raw_compute_rate(bundle, raw_requests, None, cfg.threads, cfg.raw_seconds, run_pairs=(run_pairs,))
+        row["raw_pairs_s"] = round(raw.planned[run_pairs][0], 1)
+        row.update(lone_latency(bundle, lone_bodies, cfg.lone_gap_s, out / f"server-{i}.log"))
+        print(f"{bundle}: {row}", flush=True)
+        rows.append(row)
+    base = rows[0]
+    for row in rows:
+        row["speedup"] = round(row["raw_pairs_s"] / base["raw_pairs_s"], 2)
+        row["macro_f1_delta_pt"] = round(100 * (row["macro_f1"] - base["macro_f1"]), 2)
+    return rows
+
+
+def markdown(report: dict[str, Any], plot_link: str | None) -> str:
+    cfg = report["config"]
+    header = ["bundle", "layers", "hidden", "max length", "INT8 scheme", "graph MB",
+              f"{cfg['split']} macro-F1", "Δ pt", "RMSE", "NDCG@10", "raw pairs/s", "speed-up",
+              f"lone {cfg['services']} p50 ms", "p90 ms"]
+
+    def cell(v: Any) -> str:
+        return "?" if v is None else str(v)
+
+    rows = [[f"`{r['bundle']}` ({r['name']})", cell(r["layers"]), cell(r["hidden"]), r["max_length"],
+             r["int8_scheme"], r["size_mb"], f"{r['macro_f1']:.4f}", f"{r['macro_f1_delta_pt']:+.2f}",
+             f"{r['rmse']:.4f}", f"{r['ndcg@10']:.4f}", f"{r['raw_pairs_s']:.0f}", f"{r['speedup']:.2f}x",
+             r["lone_p50_ms"], r["lone_p90_ms"]] for r in report["rows"]]
+    lines = [f"Command: `{report['command']}`  ",
+             f"Measured {report['date']} on {report['machine']}.", "",
+             *table(header, "lrrrlrrrrrrrrr", rows), "",
+             (f"Quality: the whole `{cfg['split']}` split through the serving code path. Raw pairs/s: ONNX "
+             f"Runtime alone on 64 requests of {cfg['services']} test pairs in sorted runs of "
+             f"{report['max_run_pairs']}, {cfg['raw_seconds']:g} s per bundle. Lone: {cfg['lone_requests']} "
+             f"requests of {cfg['services']} services through `relevance serve` (default settings, cache "
+             "off, each a new query, one at a time, no header). Speed-up and Δ are against the first row.")]
+    if plot_link:
+        lines += ["", f"![test macro-F1 against raw pairs/s]({plot_link})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], split: str, path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for r in rows:
+        ax.scatter(r["raw_pairs_s"], r["macro_f1"], s=40)
+        label = f"{Path(r['bundle']).name}: {r['layers'] or '?'} layers, {r['lone_p50_ms']} ms lone"
+        ax.annotate(label, (r["raw_pairs_s"], r["macro_f1"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set(xlabel="raw ONNX Runtime pairs/s (higher is faster)", ylabel=f"{split} macro-F1",
+           title="quality against speed")
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.35, y=0.2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_doc(doc: Path, block: str) -> None:
+    """Replace the block between the pareto markers in ``doc`` (append it where there is none)."""
+    text = doc.read_text() if doc.is_file() else ""
+    section = f"{SECTION_BEGIN}\n{block.rstrip()}\n{SECTION_END}"
+    if SECTION_BEGIN in text and SECTION_END in text:
+        text = text[: text.index(SECTION_BEGIN)] + section + text[text.index(SECTION_END) + len(SECTION_END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
+
+
+def run(cfg: ParetoConfig, command: str) -> int:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = measure(cfg, out)
+    except DataMissing as err:
+        print(err, file=sys.stderr)
+        return 2
+    report = {"command": command, "date": utc_now("%Y-%m-%d %H:%M UTC"), "machine": cpu_description(),
+              "config": {"split": cfg.split, "services": cfg.services, "raw_seconds": cfg.raw_seconds,
+                         "lone_requests": cfg.lone_requests},
+              "max_run_pairs": max_run_pairs({}), "rows": rows}
+    write_json(out / "report.json", report)
+    png = None
+    try:
+        png = plot(rows, cfg.split, Path(cfg.doc).parent / "img" / PLOT_NAME if cfg.doc else out / PLOT_NAME)
+    except PlotUnavailable as err:
+        print(f"no plot: {err}", file=sys.stderr)
+    link = None if png is None else (png.relative_to(Path(cfg.doc).parent).as_posix() if cfg.doc else png.name)
+    text = markdown(report, link)
+    (out / "report.md").write_text(text)
+    if cfg.doc:
+        write_doc(Path(cfg.doc), text)
+    print(text)
+    return 0
