@@ -12,7 +12,6 @@ against the first bundle. Run it on a quiet machine: the timings share the cores
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ import numpy as np
 
 from loadtest.config import ParetoConfig
 from loadtest.engine import http_request, run_closed_loop, with_pool
-from loadtest.plot import PlotUnavailable, pyplot
+from loadtest.plot import PlotUnavailable, pareto_plot
 from loadtest.raw import raw_compute_rate
 from loadtest.report import cpu_description, table, utc_now, write_json
 from loadtest.servers import max_run_pairs, service_command, settings_env, started_server
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
-from relevance.bundle import load_bundle
+from relevance.bundle import Bundle, load_bundle
 from relevance.data import load_pairs
 from relevance.evaluate import evaluate_bundle_model
 from relevance.model import BundleModel
@@ -50,18 +49,16 @@ def graph_shape(graph: Path) -> dict[str, int | None]:
     return {"layers": layers, "hidden": hidden}
 
 
-def describe(bundle: Path) -> dict[str, Any]:
-    b = load_bundle(bundle)
+def describe(bundle: Path, b: Bundle) -> dict[str, Any]:
     m = b.manifest
     graph = next(g for g in m.graphs if g.precision == m.default_precision)
-    raw = json.loads((bundle / "bundle.json").read_text())
     return {
         "bundle": str(bundle),
         "name": f"{m.name} {m.version}",
         **graph_shape(bundle / graph.path),
         "max_length": m.max_length,
         "precision": m.default_precision,
-        "int8_scheme": (raw.get("quantization") or {}).get("scheme", "n/a"),
+        "int8_scheme": m.quantization.get("scheme", "n/a"),
         "size_mb": round((bundle / graph.path).stat().st_size / 2**20, 1),
     }
 
@@ -95,9 +92,10 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
     rows = []
     for i, name in enumerate(cfg.bundles):
         bundle = Path(name)
-        row = describe(bundle)
+        loaded = load_bundle(bundle)  # checksums verified once; the model and the row share it
+        row = describe(bundle, loaded)
         print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
-        model = BundleModel.load(load_bundle(bundle), None)
+        model = BundleModel.load(loaded, None)
         metrics = evaluate_bundle_model(model, pairs)
         row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
         raw = raw_compute_rate(bundle, raw_requests, None, cfg.threads, cfg.raw_seconds, run_pairs=(run_pairs,))
@@ -138,24 +136,6 @@ def markdown(report: dict[str, Any], plot_link: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], split: str, path: Path) -> Path:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    for r in rows:
-        ax.scatter(r["raw_pairs_s"], r["macro_f1"], s=40)
-        label = f"{Path(r['bundle']).name}: {r['layers'] or '?'} layers, {r['lone_p50_ms']} ms lone"
-        ax.annotate(label, (r["raw_pairs_s"], r["macro_f1"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set(xlabel="raw ONNX Runtime pairs/s (higher is faster)", ylabel=f"{split} macro-F1",
-           title="quality against speed")
-    ax.grid(alpha=0.3)
-    ax.margins(x=0.35, y=0.2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def write_doc(doc: Path, block: str) -> None:
     """Replace the block between the pareto markers in ``doc`` (append it where there is none)."""
     text = doc.read_text() if doc.is_file() else ""
@@ -182,7 +162,7 @@ def run(cfg: ParetoConfig, command: str) -> int:
     write_json(out / "report.json", report)
     png = None
     try:
-        png = plot(rows, cfg.split, Path(cfg.doc).parent / "img" / PLOT_NAME if cfg.doc else out / PLOT_NAME)
+        png = pareto_plot(rows, cfg.split, Path(cfg.doc).parent / "img" / PLOT_NAME if cfg.doc else out / PLOT_NAME)
     except PlotUnavailable as err:
         print(f"no plot: {err}", file=sys.stderr)
     link = None if png is None else (png.relative_to(Path(cfg.doc).parent).as_posix() if cfg.doc else png.name)

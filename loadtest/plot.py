@@ -109,3 +109,18 @@ def overload_plot(report: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(f"relevance service under overload, X-Deadline-Ms {report['traffic']['deadline_ms']:g}")
     return _save(plt, fig, path)
+
+
+def pareto_plot(rows: list[dict[str, Any]], split: str, path: Path) -> Path:
+    """Quality against raw speed, one point per bundle of ``loadtest.pareto``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for r in rows:
+        ax.scatter(r["raw_pairs_s"], r["macro_f1"], s=40)
+        label = f"{Path(r['bundle']).name}: {r['layers'] or '?'} layers, {r['lone_p50_ms']} ms lone"
+        ax.annotate(label, (r["raw_pairs_s"], r["macro_f1"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set(xlabel="raw ONNX Runtime pairs/s (higher is faster)", ylabel=f"{split} macro-F1",
+           title="quality against speed")
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.35, y=0.2)
+    return _save(plt, fig, path)
