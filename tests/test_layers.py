@@ -23,10 +23,11 @@ LAYERS = {
     "service": 1,
     "export": 2,  # gated export: runs quantisation-aware checkpoints from training
     "lab": 3,  # benchmarks, profiles, sweeps, comparisons
+    "recipes": 3,  # stages chained end to end (annotate -> train -> QAT -> export)
     "loadtest": 3,
     "relevance.cli": 4,
 }
-PACKAGES = ("relevance", "teacher", "training", "service", "export", "lab", "loadtest")
+PACKAGES = ("relevance", "teacher", "training", "service", "export", "recipes", "lab", "loadtest")
 
 
 def unit(module: str) -> str | None:

@@ -66,6 +66,7 @@ from training.student import (
     human_label_targets,
     load_student,
     predict_logits,
+    read_student_meta,
     start_run,
     training_record,
 )
@@ -213,6 +214,15 @@ class QuantAwareObjective(SupervisedObjective):
             parts["label"] = self.loss_fn(int8, self.labels[idx].to(device), self.ratings[idx].to(device))
         loss = parts["kl_int8"] + parts["kl_fp32"] + self.label_weight * parts.get("label", 0.0)
         return loss, {k: v.detach() for k, v in parts.items()}
+
+
+def quant_aware_config(checkpoint: str, given: dict) -> QuantAwareConfig:
+    """Settings for fine-tuning ``checkpoint``: it decides how pairs are encoded (max length, text
+    fields); the head keeps the encoder's small rate unless ``given`` says otherwise."""
+    meta = read_student_meta(checkpoint)
+    return QuantAwareConfig(**{"max_length": int(meta.get("max_length", 64)),
+                               "text_fields": tuple(meta.get("text", {}).get("fields", ("title",))),
+                               "head_lr": given.get("lr", QuantAwareConfig.lr), **given, "init": checkpoint})
 
 
 def train_quant_aware(cfg: QuantAwareConfig, command: str | None = None) -> dict:

@@ -50,6 +50,7 @@ def serve(
 STAGES = (
     ("training", "relevance.cli.student", "register"),
     ("export", "relevance.cli.bundle", "register_export"),
+    ("recipes", "relevance.cli.recipes", "register"),
     ("teacher", "relevance.cli.teacher", "register"),
     ("lab", "relevance.cli.lab", "register"),
     ("loadtest", "relevance.cli.loadtest", "register"),

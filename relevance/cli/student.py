@@ -25,16 +25,9 @@ def _train(given: dict, extras: dict) -> None:
 
 def _quant_aware(given: dict, extras: dict) -> None:
     """Quantisation-aware fine-tuning for `relevance export --int8-scheme static` (the fast batch-invariant INT8 graph)."""
-    from training.quantization_aware import train_quant_aware
-    from training.student import read_student_meta
+    from training.quantization_aware import quant_aware_config, train_quant_aware
 
-    checkpoint = str(extras["checkpoint"])
-    meta = read_student_meta(checkpoint)
-    # the checkpoint decides how pairs are encoded; the head keeps the encoder's small rate unless told
-    settings = {"max_length": int(meta.get("max_length", 64)),
-                "text_fields": tuple(meta.get("text", {}).get("fields", ("title",))),
-                "head_lr": given.get("lr", QuantAwareConfig.lr), **given, "init": checkpoint}
-    train_quant_aware(QuantAwareConfig(**settings), command_line(extras["ctx"]))
+    train_quant_aware(quant_aware_config(str(extras["checkpoint"]), given), command_line(extras["ctx"]))
 
 
 def _distill(given: dict, extras: dict) -> None:
