@@ -164,6 +164,21 @@ class ParetoConfig(DataConfig):
 
 
 @dataclass
+class PathConfig(LoadTestConfig):
+    """``relevance loadtest path``: a lone request's latency through the service against its compute."""
+
+    sizes: tuple[int, ...] = field(default=(1, 8, 16, 32), metadata={"help": "services per request, comma-separated"})
+    requests: int = field(default=30, metadata={"help": "timed lone requests per size (each a new query)"})
+    gap_s: float = field(default=0.1, metadata={"help": "pause between lone requests, seconds"})
+    out: str = field(default="runs/path", metadata={"help": "folder for report.json and report.md"})
+
+    def __post_init__(self) -> None:
+        self.sizes = tuple(int(n) for n in self.sizes)
+        if not self.sizes or min(self.sizes) < 1 or self.requests < 1:
+            raise ValueError("--sizes and --requests must be >= 1")
+
+
+@dataclass
 class QueueingConfig:
     """``relevance loadtest queueing``: the M/D/1 p99 ceiling of a latency target, from the compute per
     request."""

@@ -1,11 +1,12 @@
 """Bundles' quality against their speed, every number measured in one run.
 
-    relevance loadtest pareto --bundles models/default --bundles models/fast --doc docs/benchmarks.md
+    relevance loadtest pareto --bundles models/default,models/fast --doc docs/benchmarks.md
 
 Per bundle, in the order given: its shape (encoder layers and hidden size read from the graph, max
 length and INT8 scheme from the manifest), its quality on ``--split`` through the serving code path
 (macro-F1, RMSE, NDCG@10), raw ONNX Runtime pairs/s on the same requests of ``--services`` test pairs
-cut into sorted runs as the batcher plans them, and the latency of lone requests of that size through
+cut into sorted runs as the batcher plans them (the bundles timed in turn, request by request, so a
+noisy neighbour slows them alike and the speed-ups hold), and the latency of lone requests of that size through
 ``relevance serve`` (default settings, result cache off, each a new query, one at a time). Ratios are
 against the first bundle. Run it on a quiet machine: the timings share the cores with anything else.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from loadtest.config import ParetoConfig
 from loadtest.engine import http_request, run_closed_loop, with_pool
 from loadtest.plot import PlotUnavailable, pareto_plot
-from loadtest.raw import raw_compute_rate
+from loadtest.raw import planned_batches, time_interleaved
 from loadtest.report import cpu_description, table, utc_now, write_json
 from loadtest.servers import max_run_pairs, service_command, settings_env, started_server
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
@@ -89,20 +90,24 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
     lone_bodies = bodies[64:]
     run_pairs = max_run_pairs({})
     pairs = load_pairs(Path(cfg.data), cfg.split)
-    rows = []
-    for i, name in enumerate(cfg.bundles):
+    rows, models = [], []
+    for name in cfg.bundles:
         bundle = Path(name)
         loaded = load_bundle(bundle)  # checksums verified once; the model and the row share it
         row = describe(bundle, loaded)
         print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
-        model = BundleModel.load(loaded, None)
-        metrics = evaluate_bundle_model(model, pairs)
+        metrics = evaluate_bundle_model(BundleModel.load(loaded, None), pairs)
         row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
-        raw = raw_compute_rate(bundle, raw_requests, None, cfg.threads, cfg.raw_seconds, run_pairs=(run_pairs,))
-        row["raw_pairs_s"] = round(raw.planned[run_pairs][0], 1)
-        row.update(lone_latency(bundle, lone_bodies, cfg.lone_gap_s, out / f"server-{i}.log"))
-        print(f"{bundle}: {row}", flush=True)
         rows.append(row)
+        # ORT's default session options (spinning threads included): the ceiling, not the service's setup
+        models.append(BundleModel.load(loaded, None, intra_op_threads=cfg.threads))
+    # raw compute of every bundle interleaved request by request: the speed-ups come from one window
+    jobs = [(m.backend.predict, planned_batches(m, raw_requests, run_pairs)) for m in models]
+    rates, _ = time_interleaved(jobs, cfg.raw_seconds)
+    for i, (row, rate) in enumerate(zip(rows, rates, strict=True)):
+        row["raw_pairs_s"] = round(rate, 1)
+        row.update(lone_latency(Path(row["bundle"]), lone_bodies, cfg.lone_gap_s, out / f"server-{i}.log"))
+        print(f"{row['bundle']}: {row}", flush=True)
     base = rows[0]
     for row in rows:
         row["speedup"] = round(row["raw_pairs_s"] / base["raw_pairs_s"], 2)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,37 @@ def _padding(batches: list[list[Batch]]) -> float:
     return 1 - real / sum(b["attention_mask"].size for bs in batches for b in bs)
 
 
+Predict = Callable[[Batch], object]
+
+
+def time_interleaved(jobs: Sequence[tuple[Predict, list[list[Batch]]]], seconds: float) -> tuple[list[float], int]:
+    """Pairs/s of each job (a predict function and its batches per request), request by request in turn,
+    until every job has run ``seconds`` (a noisy neighbour slows every job alike, so ratios hold); and
+    the requests each job ran."""
+    for predict, requests in jobs:
+        for request in requests[:3]:  # allocation and first-run costs are not compute
+            for batch in request:
+                predict(batch)
+    spent, pairs = [0.0] * len(jobs), [0] * len(jobs)
+    i = 0
+    while min(spent) < seconds:
+        for j, (predict, requests) in enumerate(jobs):
+            request = requests[i % len(requests)]
+            started = time.perf_counter()
+            for batch in request:
+                predict(batch)
+            spent[j] += time.perf_counter() - started
+            pairs[j] += sum(len(b["input_ids"]) for b in request)
+        i += 1
+    return [p / s for p, s in zip(pairs, spent, strict=True)], i
+
+
+def planned_batches(model: BundleModel, requests: list[tuple[str, list[str]]], run_pairs: int) -> list[list[Batch]]:
+    """Each request's runs as the batcher plans a lone request with ``max_run_pairs=run_pairs``."""
+    return [_plans(model, model.encode(q, [{"title": t} for t in titles]), (run_pairs,))[run_pairs]
+            for q, titles in requests]
+
+
 def raw_compute_rate(
     bundle: Path,
     requests: list[tuple[str, list[str]]],
@@ -72,25 +103,9 @@ def raw_compute_rate(
     model = BundleModel.load(load_bundle(bundle), precision, intra_op_threads=intra_op_threads)
     plans = [_plans(model, model.encode(q, [{"title": t} for t in titles]), run_pairs) for q, titles in requests]
     keys = [0, *run_pairs]
-    for request in plans[:3]:
-        for k in keys:  # allocation and first-run costs are not compute
-            for batch in request[k]:
-                model.backend.predict(batch)
-    spent = dict.fromkeys(keys, 0.0)
-    pairs = dict.fromkeys(keys, 0)
-    i = 0
-    while min(spent.values()) < seconds:
-        request = plans[i % len(plans)]
-        for k in keys:
-            started = time.perf_counter()
-            for batch in request[k]:
-                model.backend.predict(batch)
-            spent[k] += time.perf_counter() - started
-            pairs[k] += sum(len(b["input_ids"]) for b in request[k])
-        i += 1
-    planned = {k: (pairs[k] / spent[k], _padding([p[k] for p in plans])) for k in run_pairs}
-    return RawResult(pairs[0] / spent[0], len(requests[0][1]), _padding([p[0] for p in plans]), model.precision, i,
-                     planned)
+    rates, runs = time_interleaved([(model.backend.predict, [p[k] for p in plans]) for k in keys], seconds)
+    planned = {k: (rate, _padding([p[k] for p in plans])) for k, rate in zip(keys[1:], rates[1:], strict=True)}
+    return RawResult(rates[0], len(requests[0][1]), _padding([p[0] for p in plans]), model.precision, runs, planned)
 
 
 def run(cfg: RawConfig) -> int:

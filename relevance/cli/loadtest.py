@@ -15,6 +15,7 @@ from loadtest.config import (
     LoadRunConfig,
     OverloadConfig,
     ParetoConfig,
+    PathConfig,
     QueueingConfig,
     RawConfig,
 )
@@ -92,6 +93,15 @@ def _pareto(given: dict, extras: dict) -> None:
     _done(run(_config(ParetoConfig, given, ctx), command_line(ctx)))
 
 
+def _path(given: dict, extras: dict) -> None:
+    """A lone request's latency through the service against its compute: what HTTP, validation,
+    tokenisation and JSON add (1-32 services), and the request's runs split over the cores."""
+    from loadtest.path import run
+
+    ctx = extras["ctx"]
+    _done(run(_config(PathConfig, given, ctx), command_line(ctx)))
+
+
 def _queueing(given: dict, extras: dict) -> None:
     """How busy can a server be before its p99 passes a target? The M/D/1 ceiling of a latency SLO."""
     from loadtest.queueing import run
@@ -104,6 +114,7 @@ def register(app: typer.Typer) -> None:
                            no_args_is_help=True)
     for name, config, command in (("bench", BenchConfig, _bench), ("overload", OverloadConfig, _overload),
                                   ("raw", RawConfig, _raw), ("run", LoadRunConfig, _run),
-                                  ("pareto", ParetoConfig, _pareto), ("queueing", QueueingConfig, _queueing)):
+                                  ("pareto", ParetoConfig, _pareto), ("path", PathConfig, _path),
+                                  ("queueing", QueueingConfig, _queueing)):
         loadtest.command(name)(config_command(config, command, context=True))
     app.add_typer(loadtest, name="loadtest")

@@ -87,5 +87,26 @@ def test_settings_are_checked_before_any_stage_runs(crsd_data, tmp_path):
     with pytest.raises(ValueError):
         SmallStudentConfig(data=str(crsd_data), out=str(tmp_path), student={"targets": "bogus"})
     cfg = SmallStudentConfig(data=str(crsd_data), out=str(tmp_path), student={"layers": ("0", "2")})
-    assert cfg.student.layers == (0, 2) and cfg.student.preset == "student_kd" and cfg.student.epochs == 2.0
+    assert cfg.student.layers == (0, 2) and cfg.student.preset == "student_kd" and cfg.student.epochs == 1.0
     assert cfg.student.annotations == str(tmp_path / "annotations.jsonl")
+
+
+def test_the_recipe_runs_unchanged_under_accelerate_launch(crsd_data, tiny_bundle, tiny_checkpoint, tmp_path):
+    """Two processes (CPU, gloo): both train, the main one annotates and exports, one bundle results."""
+    from tests.launch import accelerate_cli
+
+    out = tmp_path / "ddp"
+    proc = accelerate_cli(
+        ["shrink", "--data", str(crsd_data), "--teacher", str(tiny_bundle), "--out", str(out),
+         "--init", str(tiny_checkpoint), "--layers", "0", "--text-fields", "title,brand,description",
+         "--max-length", "32", "--batch-size", "16", "--epochs", "1", "--lr", "1e-3", "--head-lr", "1e-3",
+         "--evals-per-epoch", "1", "--qat-epochs", "1", "--qat-limit-train", "96", "--qat-calibration-pairs", "64",
+         "--annotate-batch-size", "64", "--threads", "1", "--max-abs-diff", str(TINY_LIMITS["max_abs_diff"]),
+         "--min-int8-agreement", str(TINY_LIMITS["min_int8_agreement"]),
+         "--max-int8-f1-drop", str(TINY_LIMITS["max_int8_f1_drop"])], cwd=tmp_path, timeout=400)
+    manifest = load_bundle(out / "bundle").manifest
+    assert manifest.training["from"]["preset"] == "student_kd"
+    assert manifest.training["command"].startswith("relevance shrink ")
+    annotated, _ = read_annotations(out / "annotations.jsonl")
+    assert len(annotated) == len(load_pairs(crsd_data, "pool"))  # one process wrote each pair once
+    assert "test macro_f1" in proc.stdout
