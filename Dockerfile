@@ -77,10 +77,12 @@ RUN groupadd --system --gid 10001 relevance \
     && useradd --system --uid 10001 --gid relevance --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin relevance
 COPY --from=builder /opt/venv /opt/venv
-# The default bundle, baked in. Any other bundle: mount it and set RELEVANCE_BUNDLE (or the
-# settings file's `bundle`, `variants`, `shadow_bundle`) to its path.
+# The default (accurate) bundle and the fast one, baked in: RELEVANCE_BUNDLE=models/fast serves the
+# fast one, or RELEVANCE_VARIANTS puts it in an A/B bucket. Any other bundle: mount it and set
+# RELEVANCE_BUNDLE (or the settings file's `bundle`, `variants`, `shadow_bundle`) to its path.
 WORKDIR /opt/relevance
 COPY --chown=root:root models/default ./models/default
+COPY --chown=root:root models/fast ./models/fast
 USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM

@@ -31,10 +31,11 @@ class Outcome:
     def summary(self) -> str:
         """One line per split metric: the student's, the teacher's and the difference in points."""
         lines = [f"bundle {self.bundle} (stages run now: {', '.join(self.ran) or 'none'})"]
-        for key in ("macro_f1", "rmse", "ndcg@10"):
+        for key, points in (("macro_f1", True), ("ndcg@10", True), ("rmse", False)):
             if key in self.student_test and key in self.teacher_test:
                 s, t = self.student_test[key], self.teacher_test[key]
-                lines.append(f"  test {key}: {s:.4f} (teacher {t:.4f}, {100 * (s - t):+.2f} pt)")
+                delta = f"{100 * (s - t):+.2f} pt" if points else f"{s - t:+.4f}"
+                lines.append(f"  test {key}: {s:.4f} (teacher {t:.4f}, {delta})")
         return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ plan, the compute queued ahead, the live slowdown) and refuses at once what its 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -287,7 +288,11 @@ class Batcher:
         left = budget.end - now
         needed = estimate.until_scored_s if budget.bounds_compute else estimate.until_started_s
         needed *= self.cost.error.multiplier
-        if not check_deadline or needed <= left or self._probe_allowed(lengths, budget, left, now):
+        # Without a caller deadline the budget bounds the wait behind other work; on an idle batcher
+        # there is none, so no reading of the loop's lag or of a slowdown may refuse it.
+        unbounded_and_idle = not budget.bounds_compute and self.idle
+        if (not check_deadline or needed <= left or unbounded_and_idle
+                or self._probe_allowed(lengths, budget, left, now)):
             self._reserve(estimate)
             return estimate
         self._shed("deadline_unmeetable")
@@ -328,6 +333,9 @@ class Batcher:
             raise NotReady(f"variant {self.variant} is not running")
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         cost = self.cost.runs_seconds([len(ids) for ids, _ in examples], pooled=not self.idle)
+        if not budget.bounds_compute:
+            # the default budget bounds the queue wait: it starts now, not before tokenisation
+            budget = dataclasses.replace(budget, started=time.monotonic())
         job = Job(
             examples, budget, future, np.empty((len(examples), self.n_labels), dtype=np.float32), cost, admitted
         )

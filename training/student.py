@@ -252,6 +252,8 @@ def training_record(cfg: StudentTrainConfig, n_train: int, method: str, command:
     """
     record = {"method": method, **details, "data": cfg.data, "train_split": cfg.train_split, "pairs": n_train,
               "epochs": cfg.epochs, "seed": cfg.seed, "init": cfg.init}
+    if cfg.layers:  # which encoder layers of init were kept (a smaller student)
+        record["layers"] = list(cfg.layers)
     parent = read_student_meta(cfg.init).get("training") if cfg.init else None
     if parent:
         record["from"] = parent

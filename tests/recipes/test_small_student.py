@@ -50,6 +50,7 @@ def test_the_recipe_runs_every_stage_and_records_the_chain_in_the_bundle(recipe,
     assert qat["method"].startswith("quantisation-aware") and qat["command"] == "relevance shrink --test"
     distilled = qat["from"]
     assert distilled["preset"] == "student_kd" and distilled["human_split"] == "teacher_train"
+    assert distilled["layers"] == [0]  # the kept encoder layers are part of how it was trained
     teacher = load_bundle(tiny_bundle).manifest
     name = f"{teacher.name}/{teacher.version} ({teacher.default_precision})"  # the graph that labelled
     assert distilled["teacher"] == [{"name": name, "pairs": len(annotated)}]
