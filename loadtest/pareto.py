@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from loadtest.config import ParetoConfig
-from loadtest.engine import http_request, run_closed_loop, with_pool
 from loadtest.plot import PlotUnavailable, pareto_plot
 from loadtest.raw import planned_batches, time_interleaved
 from loadtest.report import cpu_description, table, utc_now, write_json
-from loadtest.servers import max_run_pairs, service_command, settings_env, started_server
+from loadtest.servers import lone_outcomes, max_run_pairs
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import Bundle, load_bundle
 from relevance.data import load_pairs
@@ -66,15 +65,7 @@ def describe(bundle: Path, b: Bundle) -> dict[str, Any]:
 
 def lone_latency(bundle: Path, bodies: list[bytes], gap_s: float, log: Path) -> dict[str, float]:
     """Lone requests through a service started here: client p50/p90 and statuses."""
-    env = settings_env({"log_level": "warning", "cache_enabled": False})
-    with started_server(lambda port: service_command(bundle, port), env, log) as target:
-        requests = [http_request(target.host, target.port, "/relevance", b) for b in bodies]
-
-        async def drive(pool):
-            await run_closed_loop(pool, requests[:3], 10.0, gap_s=gap_s)  # first requests: not timed
-            return await run_closed_loop(pool, requests[3:], 10.0, gap_s=gap_s)
-
-        outcomes = with_pool(target.host, target.port, drive)
+    outcomes = lone_outcomes(bundle, {0: bodies}, gap_s, log)[0]
     latencies = [o.latency_s * 1000 for o in outcomes]
     return {
         "lone_p50_ms": round(float(np.median(latencies)), 1),
@@ -96,11 +87,13 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
         loaded = load_bundle(bundle)  # checksums verified once; the model and the row share it
         row = describe(bundle, loaded)
         print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
-        metrics = evaluate_bundle_model(BundleModel.load(loaded, None), pairs)
+        # one session for quality and raw compute: ORT's default options (spinning threads included),
+        # the ceiling rather than the service's setup
+        model = BundleModel.load(loaded, None, intra_op_threads=cfg.threads)
+        metrics = evaluate_bundle_model(model, pairs)
         row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
         rows.append(row)
-        # ORT's default session options (spinning threads included): the ceiling, not the service's setup
-        models.append(BundleModel.load(loaded, None, intra_op_threads=cfg.threads))
+        models.append(model)
     # raw compute of every bundle interleaved request by request: the speed-ups come from one window
     jobs = [(m.backend.predict, planned_batches(m, raw_requests, run_pairs)) for m in models]
     rates, _ = time_interleaved(jobs, cfg.raw_seconds)

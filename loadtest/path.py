@@ -23,19 +23,20 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from loadtest.config import PathConfig
-from loadtest.engine import Reply, http_request, run_closed_loop, with_pool
+from loadtest.engine import Reply
+from loadtest.raw import planned_runs
 from loadtest.report import cpu_description, table, utc_now, write_json
-from loadtest.servers import max_run_pairs, service_command, settings_env, started_server
+from loadtest.servers import lone_outcomes, max_run_pairs
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import load_bundle
 from relevance.model import BundleModel
-from service.batcher import plan_runs
 from service.settings import Settings
 
 
@@ -43,29 +44,43 @@ def _median_ms(seconds: Sequence[float]) -> float:
     return round(float(np.median(seconds)) * 1000, 2)
 
 
-def in_process(bundle: Path, requests: list[tuple[str, list[str]]], run_pairs: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Sessions:
+    """The bundle as the service runs it (one session, intra-op threads over the cores, the service's
+    spinning setting) and as two single-threaded sessions for the split plan; loaded once per run."""
+
+    served: BundleModel
+    singles: tuple[BundleModel, BundleModel]
+
+    @classmethod
+    def load(cls, bundle: Path) -> Sessions:
+        defaults = Settings.model_construct()
+        loaded = load_bundle(bundle)
+        spin = defaults.ort_allow_spinning
+        served = BundleModel.load(loaded, None, intra_op_threads=defaults.intra_op_threads, allow_spinning=spin)
+        singles = tuple(BundleModel.load(loaded, None, intra_op_threads=1, allow_spinning=spin) for _ in range(2))
+        return cls(served, singles)
+
+
+def in_process(sessions: Sessions, requests: list[tuple[str, list[str]]], run_pairs: int) -> dict[str, float]:
     """Tokenise, compute as served (one session, intra-op threads) and compute split over two sessions."""
-    defaults = Settings.model_construct()
-    served = BundleModel.load(load_bundle(bundle), None, intra_op_threads=defaults.intra_op_threads,
-                              allow_spinning=defaults.ort_allow_spinning)
-    singles = [BundleModel.load(served.bundle, None, intra_op_threads=1, allow_spinning=defaults.ort_allow_spinning)
-               for _ in range(2)]
+    served, singles = sessions.served, sessions.singles
     tokenise, compute, split = [], [], []
     with ThreadPoolExecutor(2) as pool:
         for i, (query, titles) in enumerate(requests):
             started = time.perf_counter()
             examples = served.encode(query, [{"title": t} for t in titles])
             tokenise.append(time.perf_counter() - started)
-            runs = [served.encoder.pad([examples[j] for _, j in run])
-                    for run in plan_runs([[len(ids) for ids, _ in examples]], run_pairs)]
-            for _ in range(2 if i < 2 else 1):  # the first requests also warm the sessions up
+            runs = planned_runs(served, examples, run_pairs)
+            for _ in range(2 if i < 2 else 1):  # the first two requests run twice, all four untimed: warm-up
                 started = time.perf_counter()
                 for batch in runs:
                     served.backend.predict(batch)
                 compute.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                list(pool.map(lambda k: [singles[k].backend.predict(b) for b in runs[k::2]], range(2)))
+                list(pool.map(lambda k, runs=runs: [singles[k].backend.predict(b) for b in runs[k::2]], range(2)))
                 split.append(time.perf_counter() - started)
+    # the first two requests are warm-up: their tokenisation and their four runs of each plan do not count
     return {"tokenise_ms": _median_ms(tokenise[2:]), "compute_ms": _median_ms(compute[4:]),
             "split_ms": _median_ms(split[4:])}
 
@@ -76,18 +91,7 @@ def _server_latency(reply: Reply) -> float | None:
 
 def through_service(bundle: Path, bodies: dict[int, list[bytes]], gap_s: float, log: Path) -> dict[int, dict]:
     """Per size: client p50 and the server's own latency_ms p50 of lone requests (cache off)."""
-    env = settings_env({"log_level": "warning", "cache_enabled": False})
-    with started_server(lambda port: service_command(bundle, port), env, log) as target:
-
-        async def drive(pool):
-            out = {}
-            for n, sized in bodies.items():
-                requests = [http_request(target.host, target.port, "/relevance", b) for b in sized]
-                await run_closed_loop(pool, requests[:3], 10.0, gap_s=gap_s)  # not timed: first of a size
-                out[n] = await run_closed_loop(pool, requests[3:], 10.0, gap_s=gap_s, observe=_server_latency)
-            return out
-
-        outcomes = with_pool(target.host, target.port, drive)
+    outcomes = lone_outcomes(bundle, bodies, gap_s, log, observe=_server_latency)
     return {n: {"client_ms": _median_ms([o.latency_s for o in os_]),
                 "server_ms": _median_ms([o.info for o in os_ if o.info is not None]),
                 "all_200": all(o.status == 200 for o in os_)} for n, os_ in outcomes.items()}
@@ -99,9 +103,10 @@ def measure(cfg: PathConfig) -> list[dict[str, Any]]:
     bundle = Path(cfg.bundle)
     bodies = {n: build_bodies(by_query, n, cfg.requests + 3, seed=n) for n in cfg.sizes}
     served = through_service(bundle, bodies, cfg.gap_s, Path(cfg.out) / "server.log")
+    sessions = Sessions.load(bundle)
     rows = []
     for n in cfg.sizes:
-        row = {"services": n, **in_process(bundle, [pairs_of(b) for b in bodies[n]], run_pairs), **served[n]}
+        row = {"services": n, **in_process(sessions, [pairs_of(b) for b in bodies[n]], run_pairs), **served[n]}
         row["beyond_compute_ms"] = round(row["client_ms"] - row["compute_ms"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -115,9 +120,9 @@ def markdown(report: dict[str, Any]) -> str:
             "server ms (latency_ms)", "client ms", "beyond compute ms"]
     return "\n".join([
         f"Command: `{report['command']}`  ",
-        f"Measured {report['date']} on {report['machine']}; bundle {report['bundle']}; p50 of "
-        f"{report['requests']} lone requests per size, each a new query, cache off, sorted runs of "
-        f"{report['run_pairs']}.",
+        (f"Measured {report['date']} on {report['machine']}; bundle {report['bundle']}; p50 of "
+         f"{report['requests']} lone requests per size, each a new query, cache off, sorted runs of "
+         f"{report['run_pairs']}."),
         "",
         *table(head, "rrrrrrr", rows),
     ])

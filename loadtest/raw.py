@@ -45,13 +45,15 @@ class RawResult:
 Batch = dict[str, np.ndarray]
 
 
+def planned_runs(model: BundleModel, examples: list, run_pairs: int) -> list[Batch]:
+    """One request's encoded pairs as the batcher runs them alone: sorted runs of ``run_pairs``, each padded."""
+    runs = plan_runs([[len(ids) for ids, _ in examples]], run_pairs)
+    return [model.encoder.pad([examples[i] for _, i in run]) for run in runs]
+
+
 def _plans(model: BundleModel, examples: list, run_pairs: Sequence[int]) -> dict[int, list[Batch]]:
     """0 -> the request as one padded batch; k -> its runs as the batcher plans them with max_run_pairs=k."""
-    plans = {0: [model.encoder.pad(examples)]}
-    for k in run_pairs:
-        runs = plan_runs([[len(ids) for ids, _ in examples]], k)
-        plans[k] = [model.encoder.pad([examples[i] for _, i in run]) for run in runs]
-    return plans
+    return {0: [model.encoder.pad(examples)], **{k: planned_runs(model, examples, k) for k in run_pairs}}
 
 
 def _padding(batches: list[list[Batch]]) -> float:
@@ -86,8 +88,7 @@ def time_interleaved(jobs: Sequence[tuple[Predict, list[list[Batch]]]], seconds:
 
 def planned_batches(model: BundleModel, requests: list[tuple[str, list[str]]], run_pairs: int) -> list[list[Batch]]:
     """Each request's runs as the batcher plans a lone request with ``max_run_pairs=run_pairs``."""
-    return [_plans(model, model.encode(q, [{"title": t} for t in titles]), (run_pairs,))[run_pairs]
-            for q, titles in requests]
+    return [planned_runs(model, model.encode(q, [{"title": t} for t in titles]), run_pairs) for q, titles in requests]
 
 
 def raw_compute_rate(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from loadtest.engine import LOOPBACK
+from loadtest.engine import LOOPBACK, Outcome, Pool, Reply, http_request, run_closed_loop, with_pool
 
 HOST = "127.0.0.1"
 
@@ -164,6 +164,24 @@ def started_server(
     port = free_port()
     with running_server(command(port), port, env, log_path) as proc:
         yield Target(HOST, port, "", proc.pid)
+
+
+def lone_outcomes(bundle: Path, groups: dict[Any, list[bytes]], gap_s: float, log_path: Path,
+                  observe: Callable[[Reply], Any] | None = None, warmup: int = 3) -> dict[Any, list[Outcome]]:
+    """Lone requests through ``relevance serve`` started here (default settings, result cache off), one
+    at a time ``gap_s`` apart; each group's first ``warmup`` bodies are sent untimed, the rest timed."""
+    env = settings_env({"log_level": "warning", "cache_enabled": False})
+    with started_server(lambda port: service_command(bundle, port), env, log_path) as target:
+
+        async def drive(pool: Pool) -> dict[Any, list[Outcome]]:
+            out = {}
+            for key, bodies in groups.items():
+                requests = [http_request(target.host, target.port, "/relevance", b) for b in bodies]
+                await run_closed_loop(pool, requests[:warmup], 10.0, gap_s=gap_s)
+                out[key] = await run_closed_loop(pool, requests[warmup:], 10.0, gap_s=gap_s, observe=observe)
+            return out
+
+        return with_pool(target.host, target.port, drive)
 
 
 def parse_url(url: str) -> Target:

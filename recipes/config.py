@@ -16,10 +16,15 @@ SMALL_STUDENT_PRESET = "student_kd"
 STUDENT_DEFAULTS = {"layers": (0, 2, 4), "epochs": 1.0}
 
 
-def _export_field(name: str, default) -> dataclasses.Field:
-    """A field of :class:`ExportConfig` with this recipe's default (the help text stays the export's)."""
+def _export_field(name: str, default=dataclasses.MISSING) -> dataclasses.Field:
+    """A field of :class:`ExportConfig`, its help text and (unless given) its default the export's."""
     source = next(f for f in dataclasses.fields(ExportConfig) if f.name == name)
-    return field(default=default, metadata=dict(source.metadata))
+    return field(default=source.default if default is dataclasses.MISSING else default,
+                 metadata=dict(source.metadata))
+
+
+# The export's settings the recipe offers, passed through unchanged
+EXPORT_FIELDS = ("name", "version", "int8_scheme", "ship", "max_abs_diff", "min_int8_agreement", "max_int8_f1_drop")
 
 
 def _student_defaults() -> CRSDConfig:
@@ -58,12 +63,12 @@ class SmallStudentConfig(RunConfig):
     annotate_batch_size: int = field(default=256, metadata={"help": "pairs per teacher ONNX run when annotating"})
     bundle: str = field(default="", metadata={"help": "bundle folder to write ('' = OUT/bundle)"})
     name: str = _export_field("name", "relevance-student-small")
-    version: str = _export_field("version", "")
+    version: str = _export_field("version")
     int8_scheme: str = _export_field("int8_scheme", "static")
     ship: tuple[str, ...] = _export_field("ship", ("int8",))
-    max_abs_diff: float = _export_field("max_abs_diff", 1e-4)
-    min_int8_agreement: float = _export_field("min_int8_agreement", 0.99)
-    max_int8_f1_drop: float = _export_field("max_int8_f1_drop", 0.003)
+    max_abs_diff: float = _export_field("max_abs_diff")
+    min_int8_agreement: float = _export_field("min_int8_agreement")
+    max_int8_f1_drop: float = _export_field("max_int8_f1_drop")
     student: CRSDConfig = field(default_factory=_student_defaults, metadata={
         "help": "distillation (the student_kd preset)", "cli_prefix": ""})
     qat: QuantAwareConfig = field(default_factory=QuantAwareConfig, metadata={
@@ -73,8 +78,7 @@ class SmallStudentConfig(RunConfig):
         self.ship = tuple(self.ship)
         # what was given of the QAT settings, as `relevance quant-aware` takes them (its head rate follows lr)
         self.qat_given = {} if isinstance(self.qat, QuantAwareConfig) else dict(self.qat)
-        fixed = dict(data=self.data, out=str(self.stage_dir("student")), seed=self.seed, threads=self.threads,
-                     annotations=str(self.annotations_path))
+        fixed = {**self.stage_settings("student"), "annotations": str(self.annotations_path)}
         if isinstance(self.student, dict):
             self.student = CRSDConfig.from_preset(SMALL_STUDENT_PRESET, **{**STUDENT_DEFAULTS, **self.student,
                                                                            **fixed})
@@ -95,10 +99,14 @@ class SmallStudentConfig(RunConfig):
     def stage_dir(self, stage: str) -> Path:
         return Path(self.out) / stage
 
+    def stage_settings(self, stage: str) -> dict:
+        """What every training stage takes from the recipe: the data, its folder, the seed, the threads."""
+        return {"data": self.data, "out": str(self.stage_dir(stage)), "seed": self.seed, "threads": self.threads}
+
     def qat_config(self, init: str) -> QuantAwareConfig:
         """The quantisation-aware stage's settings for the checkpoint ``init`` ('' = placeholder)."""
-        fixed = dict(data=self.data, out=str(self.stage_dir("qat")), seed=self.seed, threads=self.threads,
-                     dev_split=self.student.dev_split, test_split=self.student.test_split)
+        fixed = {**self.stage_settings("qat"), "dev_split": self.student.dev_split,
+                 "test_split": self.student.test_split}
         if not init:
             return QuantAwareConfig(**{**self.qat_given, **fixed, "max_length": self.student.max_length,
                                        "text_fields": self.student.text_fields})
@@ -107,17 +115,14 @@ class SmallStudentConfig(RunConfig):
         return quant_aware_config(init, {**self.qat_given, **fixed})
 
     def export_config(self, checkpoint: str) -> ExportConfig:
-        return ExportConfig(data=self.data, checkpoint=checkpoint, out=str(self.bundle_path), name=self.name,
-                            version=self.version, int8_scheme=self.int8_scheme, ship=self.ship,
+        return ExportConfig(data=self.data, checkpoint=checkpoint, out=str(self.bundle_path),
                             precisions=tuple(dict.fromkeys(("fp32", "int8", *self.ship))),
                             dev_split=self.student.dev_split, test_split=self.student.test_split,
-                            max_abs_diff=self.max_abs_diff, min_int8_agreement=self.min_int8_agreement,
-                            max_int8_f1_drop=self.max_int8_f1_drop)
+                            **{name: getattr(self, name) for name in EXPORT_FIELDS})
 
     def to_json(self) -> dict:
         return {"data": self.data, "out": self.out, "seed": self.seed, "teacher": self.teacher,
                 "annotations": str(self.annotations_path), "bundle": str(self.bundle_path),
                 "student": self.student.to_json(), "qat": self.qat.to_json(),
-                "export": {"name": self.name, "version": self.version, "int8_scheme": self.int8_scheme,
-                           "ship": list(self.ship), "max_abs_diff": self.max_abs_diff,
-                           "min_int8_agreement": self.min_int8_agreement, "max_int8_f1_drop": self.max_int8_f1_drop}}
+                "export": {name: list(v) if isinstance(v := getattr(self, name), tuple) else v
+                           for name in EXPORT_FIELDS}}
