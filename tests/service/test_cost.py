@@ -123,13 +123,17 @@ async def test_cost_model_predicts_lone_requests_of_1_to_256_pairs_within_25_per
     for n in rng.choice(sizes, size=30):
         lengths = [int(x) for x in rng.integers(6, max_length + 1, size=int(n))]
         _timed(runner, _plan(tiny_model, lengths), cost.observe_run)
-    # then lone requests of every size in a shuffled order, fresh lengths each time
+    # then lone requests of every size in a shuffled order, fresh lengths each time, each estimated
+    # before it runs and then observed, as in service: admission predicts from what ran before it, so
+    # a warm-up taken while a neighbour was busy (the profile reads slow) or a burst of contention is
+    # the live runs' to correct, not a constant the estimate keeps for the rest of the test
     ratios: dict[int, list[float]] = {n: [] for n in sizes}
     for _ in range(9):  # the median of nine: one slow run on a noisy VM does not move it
         for n in rng.permutation(sizes):
             lengths = [int(x) for x in rng.integers(6, max_length + 1, size=int(n))]
-            measured = _timed(runner, _plan(tiny_model, lengths))
-            ratios[int(n)].append(cost.request_seconds(lengths) / measured)
+            estimated = cost.request_seconds(lengths)
+            measured = _timed(runner, _plan(tiny_model, lengths), cost.observe_run)
+            ratios[int(n)].append(estimated / measured)
     errors = {n: round(float(np.median(r)) - 1, 3) for n, r in ratios.items()}
     assert all(abs(e) <= 0.25 for e in errors.values()), errors
 
