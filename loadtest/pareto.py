@@ -6,7 +6,7 @@ Per bundle, in the order given: its shape (encoder layers and hidden size read f
 length and INT8 scheme from the manifest), its quality on ``--split`` through the serving code path
 (macro-F1, RMSE, NDCG@10), raw ONNX Runtime pairs/s on the same requests of ``--services`` test pairs
 cut into sorted runs as the batcher plans them (the bundles timed in turn, request by request, so a
-noisy neighbour slows them alike and the speed-ups hold), and the latency of lone requests of that size through
+noisy neighbour slows them alike and the speed-ups hold; idle ORT threads do not spin, as in the service), and the latency of lone requests of that size through
 ``relevance serve`` (default settings, result cache off, each a new query, one at a time). Ratios are
 against the first bundle. Run it on a quiet machine: the timings share the cores with anything else.
 """
@@ -29,6 +29,7 @@ from relevance.bundle import Bundle, load_bundle
 from relevance.data import load_pairs
 from relevance.evaluate import evaluate_bundle_model
 from relevance.model import BundleModel
+from service.settings import Settings
 
 SECTION_BEGIN, SECTION_END = "<!-- pareto begin -->", "<!-- pareto end -->"
 PLOT_NAME = "pareto.png"
@@ -87,9 +88,11 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
         loaded = load_bundle(bundle)  # checksums verified once; the model and the row share it
         row = describe(bundle, loaded)
         print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
-        # one session for quality and raw compute: ORT's default options (spinning threads included),
-        # the ceiling rather than the service's setup
-        model = BundleModel.load(loaded, None, intra_op_threads=cfg.threads)
+        # one session for quality and raw compute, with the service's spinning setting (off): the
+        # bundles' runs alternate, and one session's spinning threads would steal the cores from the
+        # next one's run (on 2 cores that cut the fast bundle's measured speed-up from 2.0x to 1.7x)
+        model = BundleModel.load(loaded, None, intra_op_threads=cfg.threads,
+                                 allow_spinning=Settings.model_construct().ort_allow_spinning)
         metrics = evaluate_bundle_model(model, pairs)
         row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
         rows.append(row)

@@ -179,7 +179,7 @@ def build_objective(cfg: CRSDConfig, encoder: PairEncoder, template, pairs: list
     if loss_fn.needs_augmented_view:
         aug_encoder = PairEncoder(encoder.tokenizer, cfg.aug_max_length)
         augmented = encode_pairs(aug_encoder, template, pairs, [p.teacher["reasoning"] for p in pairs])
-    model = CRSDModel(load_student(cfg.init, layers=cfg.layers), cfg.projection_dim if loss_fn.needs_projection else 0)
+    model = CRSDModel(load_student(cfg.init, layers=cfg.layers, ffn=cfg.ffn), cfg.projection_dim if loss_fn.needs_projection else 0)
     return CRSDObjective(model, encoder, standard, augmented, targets, ratings, loss_fn)
 
 

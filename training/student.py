@@ -59,12 +59,13 @@ def encode_pairs(
     return EncodedPairs(pairs, encoder.encode([p.query for p in pairs], texts, reasonings))
 
 
-def load_student(path: str | Path, num_labels: int = len(LABELS), layers: tuple[int, ...] = ()):
+def load_student(path: str | Path, num_labels: int = len(LABELS), layers: tuple[int, ...] = (), ffn: int = 0):
     """An HF BERT sequence classifier from ``path`` (a new 3-way head if the checkpoint has none).
 
     ``layers`` keeps only those encoder layers, in the order given (``(0, 2, 4)``: a 3-layer student
-    that starts from every other layer of a 6-layer one); embeddings, pooler and head are kept. The
-    result saves and reloads as a plain model of ``len(layers)`` layers.
+    that starts from every other layer of a 6-layer one); embeddings, pooler and head are kept.
+    ``ffn`` then keeps that many feed-forward neurons per layer (:func:`prune_ffn`). The result saves
+    and reloads as a plain model of ``len(layers)`` layers and ``ffn`` intermediate size.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -81,7 +82,35 @@ def load_student(path: str | Path, num_labels: int = len(LABELS), layers: tuple[
             raise ValueError(f"layers {layers} must be distinct indices of the model's {have} layers")
         encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in layers)
         model.config.num_hidden_layers = len(layers)
+    if ffn:
+        prune_ffn(model, ffn)
     return model
+
+
+@torch.no_grad()
+def prune_ffn(model, keep: int) -> None:
+    """Keep the ``keep`` feed-forward neurons of each encoder layer with the largest
+    ``|w_in| * |w_out|`` (the norms of the neuron's input row and output column): a neuron's
+    contribution to the layer's output scales with both, and the ranking needs no data. The two
+    Linear layers are replaced by their kept slices, and ``config.intermediate_size`` follows, so
+    the model saves, reloads and exports as an ordinary BERT of that width."""
+    have = model.config.intermediate_size
+    if not 0 < keep <= have:
+        raise ValueError(f"ffn {keep} must be between 1 and the model's {have} feed-forward neurons")
+    if keep == have:
+        return
+    for layer in model.base_model.encoder.layer:
+        w_in, w_out = layer.intermediate.dense, layer.output.dense
+        score = w_in.weight.norm(dim=1) * w_out.weight.norm(dim=0)
+        kept = torch.topk(score, keep).indices.sort().values
+        sliced_in = torch.nn.Linear(w_in.in_features, keep, dtype=w_in.weight.dtype)
+        sliced_in.weight.copy_(w_in.weight[kept])
+        sliced_in.bias.copy_(w_in.bias[kept])
+        sliced_out = torch.nn.Linear(keep, w_out.out_features, dtype=w_out.weight.dtype)
+        sliced_out.weight.copy_(w_out.weight[:, kept])
+        sliced_out.bias.copy_(w_out.bias)
+        layer.intermediate.dense, layer.output.dense = sliced_in, sliced_out
+    model.config.intermediate_size = keep
 
 
 @torch.no_grad()
@@ -204,7 +233,7 @@ def train_student(cfg: StudentTrainConfig, command: str | None = None) -> dict:
         train_pairs = train_pairs[: cfg.limit_train]
     train = encode_pairs(run.encoder, run.template, train_pairs)
     targets = human_label_targets(cfg, train_pairs)
-    objective = SupervisedObjective(load_student(cfg.init, layers=cfg.layers), run.encoder, train, targets.labels, targets.ratings,
+    objective = SupervisedObjective(load_student(cfg.init, layers=cfg.layers, ffn=cfg.ffn), run.encoder, train, targets.labels, targets.ratings,
                                     targets.loss_fn)
     return fit(cfg, run, objective, targets.class_ratings,
                training=training_record(cfg, len(train_pairs), "human labels", command))
@@ -254,6 +283,8 @@ def training_record(cfg: StudentTrainConfig, n_train: int, method: str, command:
               "epochs": cfg.epochs, "seed": cfg.seed, "init": cfg.init}
     if cfg.layers:  # which encoder layers of init were kept (a smaller student)
         record["layers"] = list(cfg.layers)
+    if cfg.ffn:  # and how many feed-forward neurons of each
+        record["ffn"] = cfg.ffn
     parent = read_student_meta(cfg.init).get("training") if cfg.init else None
     if parent:
         record["from"] = parent

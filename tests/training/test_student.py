@@ -110,3 +110,47 @@ def test_a_student_with_fewer_layers_keeps_the_chosen_ones_and_reloads(tiny_chec
         test_split="", **TINY_LIMITS)))
     assert bundle.manifest.training["init"] == str(tiny_checkpoint)
     assert bundle.manifest.training["from"]["method"] == "human labels"
+
+
+def test_a_narrower_student_keeps_the_strongest_feed_forward_neurons_and_exports(
+        tiny_checkpoint, catalog_jsonl, tmp_path):
+    from training.student import load_student
+
+    full = load_student(tiny_checkpoint)
+    width = full.config.intermediate_size
+    keep = width // 2
+    narrow = load_student(tiny_checkpoint, ffn=keep)
+    assert narrow.config.intermediate_size == keep
+    for before, after in zip(full.bert.encoder.layer, narrow.bert.encoder.layer, strict=True):
+        w_in, w_out = before.intermediate.dense.weight, before.output.dense.weight
+        score = w_in.norm(dim=1) * w_out.norm(dim=0)
+        kept = sorted(torch.topk(score, keep).indices.tolist())
+        assert after.intermediate.dense.weight.shape == (keep, w_in.shape[1])
+        assert torch.equal(after.intermediate.dense.weight, w_in[kept])
+        assert torch.equal(after.output.dense.weight, w_out[:, kept])
+        assert torch.equal(after.output.dense.bias, before.output.dense.bias)
+    # keeping every neuron is the same model
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.allclose(load_student(tiny_checkpoint, ffn=width)(input_ids=ids).logits,
+                              full(input_ids=ids).logits)
+    with pytest.raises(ValueError, match="feed-forward neurons"):
+        load_student(tiny_checkpoint, ffn=width + 1)
+
+    cfg = StudentTrainConfig(data=str(catalog_jsonl), out=str(tmp_path / "narrow"), init=str(tiny_checkpoint),
+                             layers=(1,), ffn=keep, train_split="train", test_split="", text_fields=("title",),
+                             max_length=32, batch_size=16, epochs=1, evals_per_epoch=1, threads=1)
+    train_student(cfg)
+    reloaded = load_student(tmp_path / "narrow" / "best")
+    assert reloaded.config.intermediate_size == keep and reloaded.config.num_hidden_layers == 1
+    meta = json.loads((tmp_path / "narrow" / "best" / "student.json").read_text())
+    assert meta["training"]["ffn"] == keep and meta["training"]["layers"] == [1]
+    from export.config import ExportConfig
+    from export.pipeline import export_bundle
+    from relevance.bundle import load_bundle
+    from tests.conftest import TINY_LIMITS
+
+    bundle = load_bundle(export_bundle(ExportConfig(
+        checkpoint=str(tmp_path / "narrow" / "best"), out=str(tmp_path / "bundle"), data=str(catalog_jsonl),
+        test_split="", **TINY_LIMITS)))
+    assert bundle.manifest.training["ffn"] == keep
