@@ -240,7 +240,8 @@ class Batcher:
             "queue_estimated_ms": round(self.ahead_s() * 1000, 2),
             "running": self._running,
             "slowdown": round(cost.factor, 3),
-            "estimate_error_multiplier": round(cost.error.multiplier, 3),
+            "estimate_error_multiplier": {"idle": round(cost.errors[True].multiplier, 3),
+                                          "busy": round(cost.errors[False].multiplier, 3)},
             "step_overhead_ms": round(cost.overhead.seconds * 1000, 3),
             "last_run_age_s": round(cost.slowdown.age_s, 3),
             "chars_per_token": round(cost.chars_per_token.value, 3),
@@ -256,12 +257,13 @@ class Batcher:
 
     def estimate(self, lengths: Sequence[int]) -> Estimate:
         """When a request of these pair lengths would start and be scored, if queued now."""
-        pooled = not self.idle
-        profiled = self.cost.runs_seconds(lengths, pooled)
+        idle = self.idle
+        profiled = self.cost.runs_seconds(lengths, pooled=not idle)
         return Estimate(
-            own_s=self.cost.slowed(profiled, pooled),
+            own_s=self.cost.slowed(profiled, pooled=not idle),
             ahead_s=self.ahead_s(),
             wait_s=self.limits.max_wait_s + self.loop_lag(),
+            idle=idle,
             profiled_s=profiled,
             pairs=len(lengths),
         )
@@ -287,7 +289,7 @@ class Batcher:
         now = time.monotonic()
         left = budget.end - now
         needed = estimate.until_scored_s if budget.bounds_compute else estimate.until_started_s
-        needed *= self.cost.error.multiplier
+        needed *= self.cost.error(estimate).multiplier
         # Without a caller deadline the budget bounds the wait behind other work; on an idle batcher
         # there is none, so no reading of the loop's lag or of a slowdown may refuse it.
         unbounded_and_idle = not budget.bounds_compute and self.idle
@@ -524,7 +526,7 @@ class Batcher:
                 sl.job.future.set_result(sl.job.probs)
                 if sl.job.admitted is not None:
                     estimate = sl.job.admitted
-                    self.cost.error.observe(time.monotonic() - estimate.made_at, estimate.until_scored_s)
+                    self.cost.error(estimate).observe(time.monotonic() - estimate.made_at, estimate.until_scored_s)
 
     def _fail(self, slices: Sequence[Slice], error: Exception) -> None:
         for sl in slices:

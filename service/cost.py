@@ -209,7 +209,13 @@ class EstimateError:
     estimate that is right on average would have half of those requests answered late. Scaling by
     the ``quantile`` of the measured error keeps late answers to about ``1 - quantile`` of them,
     whatever the error's cause (gaps between steps while the event loop parses, contention with the
-    tokenizer, a plan the estimate simplifies). Never below 1; ``initial`` until ``min_samples``."""
+    tokenizer, a plan the estimate simplifies). Never below 1; ``initial`` until ``min_samples``.
+
+    :class:`CostModel` keeps one for requests admitted to an idle batcher and one for the rest: the
+    error of a lone request's estimate is the run profile's, small, while a queued one's is mostly
+    the queue's, and a margin learnt under overload (up to 3x) applied to a lone request would refuse
+    it on an idle server (only admitted requests are measured, so nothing would ever lower it).
+    """
 
     def __init__(
         self, quantile: float = 0.98, window: int = 256, min_samples: int = 20, initial: float = 1.1
@@ -250,6 +256,7 @@ class Estimate:
     own_s: float
     ahead_s: float
     wait_s: float  # batching window and event-loop lag before its first run
+    idle: bool = False  # nothing was queued, reserved or running: its error margin is the idle one
     profiled_s: float = 0.0  # its runs as profiled: what admission reserves in the queue until submission
     pairs: int = 0
     made_at: float = dataclasses.field(default_factory=time.monotonic)
@@ -277,7 +284,7 @@ class CostModel:
         self.profile = profile or RunProfile.constant(0.002)
         self.slowdown = slowdown or Slowdown()
         self.overhead = StepOverhead()
-        self.error = EstimateError()
+        self.errors = {True: EstimateError(), False: EstimateError()}  # by idle at admission
         self.chars_per_token = CharsPerToken()
 
     # --- shapes -----------------------------------------------------------------------------------
@@ -341,6 +348,10 @@ class CostModel:
     @property
     def factor(self) -> float:
         return self.slowdown.factor
+
+    def error(self, estimate: Estimate) -> EstimateError:
+        """The error margin that applies to (and learns from) this estimate."""
+        return self.errors[estimate.idle]
 
     def lone_estimates_ms(self, length: int, sizes: Sequence[int] = (1, 8, 32, 64, 128, 256)) -> dict[int, float]:
         """Estimated compute of a lone request of each size whose pairs are all ``length`` tokens."""

@@ -12,7 +12,7 @@ import pytest
 from relevance.bundle import load_bundle
 from relevance.model import BundleModel
 from service.batcher import Batcher, BatchLimits, plan_runs
-from service.cost import CostModel, RunProfile, Slowdown, profile_shapes
+from service.cost import CostModel, Estimate, RunProfile, Slowdown, profile_shapes
 from service.deadline import Budget
 from service.errors import Overloaded
 from service.metrics import ServiceMetrics
@@ -77,16 +77,17 @@ def tiny_model(tiny_bundle) -> BundleModel:
 
 
 class ShapedRunner:
-    """The tiny model, with each run also costing 0.5 ms + 2 us per padded token (sleep): the tiny
+    """The tiny model, with each run also costing 2 ms + 8 us per padded token (sleep): the tiny
     model alone runs in ~0.1 ms, where timer and cache noise would decide the test, while a real
-    bundle's runs cost milliseconds that grow with their shape."""
+    bundle's runs cost milliseconds that grow with their shape (and a sleep's wake-up jitter on a
+    busy 2-core machine, a few tenths of a ms, stays small against them)."""
 
     def __init__(self, model: BundleModel) -> None:
         self.model = model
 
     def run(self, examples):
         width = max(len(ids) for ids, _ in examples)
-        time.sleep(0.0005 + 0.000002 * len(examples) * width)
+        time.sleep(0.002 + 0.000008 * len(examples) * width)
         return self.model.run(examples)
 
 
@@ -241,3 +242,19 @@ def test_without_a_header_an_idle_batcher_admits_whatever_the_loop_lag_reads():
         b.admit(lengths, Budget("default", 100, time.monotonic()))
     with pytest.raises(Overloaded):  # a caller's deadline is the caller's: 256 pairs (160 ms) cannot make it
         _batcher().admit([20] * 256, _header_budget(100))
+
+
+def test_a_margin_learnt_under_overload_does_not_refuse_a_lone_request_after_it():
+    """Late answers under overload push the busy margin to its cap; once the queue has drained, a
+    request that fits as profiled is admitted: the idle margin is its own, learnt from idle admissions."""
+    b = _batcher()  # 10 ms a run
+    busy = Estimate(own_s=0.05, ahead_s=0.2, wait_s=0.0, idle=False)
+    for _ in range(64):  # queued requests answered 3x later than estimated
+        b.cost.error(busy).observe(measured_s=3 * busy.until_scored_s, estimated_s=busy.until_scored_s)
+    assert b.cost.errors[False].multiplier == 3.0
+    lengths = [20] * 32  # two runs: 20 ms as profiled
+    first = b.admit(lengths, _header_budget(40))  # idle: the idle margin (1.1) applies
+    assert first.idle
+    with pytest.raises(Overloaded):  # now one is ahead: the busy margin applies again
+        b.admit(lengths, _header_budget(80))
+    assert b.describe()["estimate_error_multiplier"] == {"idle": 1.1, "busy": 3.0}
