@@ -2,7 +2,7 @@
 
     relevance loadtest pareto --bundles models/default,models/fast --doc docs/benchmarks.md
 
-Per bundle, in the order given: its shape (encoder layers and hidden size read from the graph, max
+Per bundle, in the order given: its shape (encoder layers, hidden and feed-forward sizes read from the graph, max
 length and INT8 scheme from the manifest), its quality on ``--split`` through the serving code path
 (macro-F1, RMSE, NDCG@10), raw ONNX Runtime pairs/s on the same requests of ``--services`` test pairs
 cut into sorted runs as the batcher plans them (the bundles timed in turn, request by request, so a
@@ -36,18 +36,21 @@ PLOT_NAME = "pareto.png"
 
 
 def graph_shape(graph: Path) -> dict[str, int | None]:
-    """Encoder layers and hidden size of a BERT graph: attention nodes counted, the word-embedding
-    table's width (None where the graph does not say, or onnx is not installed)."""
+    """Encoder layers, hidden and feed-forward sizes of a BERT graph: attention nodes counted, the
+    word-embedding table's width, the first intermediate bias's length (None where the graph does
+    not say, or onnx is not installed)."""
     try:
         import onnx
     except ImportError:
-        return {"layers": None, "hidden": None}
+        return {"layers": None, "hidden": None, "ffn": None}
     model = onnx.load(str(graph), load_external_data=False)
     attention = {"Attention", "MultiHeadAttention", "QAttention"}
     layers = sum(n.op_type in attention for n in model.graph.node) or None
     hidden = next((int(t.dims[1]) for t in model.graph.initializer
                    if "word_embeddings" in t.name and len(t.dims) == 2), None)
-    return {"layers": layers, "hidden": hidden}
+    ffn = next((int(t.dims[0]) for t in model.graph.initializer
+                if "intermediate.dense.bias" in t.name and len(t.dims) == 1), None)
+    return {"layers": layers, "hidden": hidden, "ffn": ffn}
 
 
 def describe(bundle: Path, b: Bundle) -> dict[str, Any]:
@@ -113,20 +116,21 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
 
 def markdown(report: dict[str, Any], plot_link: str | None) -> str:
     cfg = report["config"]
-    header = ["bundle", "layers", "hidden", "max length", "INT8 scheme", "graph MB",
+    header = ["bundle", "layers", "hidden", "FFN", "max length", "INT8 scheme", "graph MB",
               f"{cfg['split']} macro-F1", "Δ pt", "RMSE", "NDCG@10", "raw pairs/s", "speed-up",
               f"lone {cfg['services']} p50 ms", "p90 ms"]
 
     def cell(v: Any) -> str:
         return "?" if v is None else str(v)
 
-    rows = [[f"`{r['bundle']}` ({r['name']})", cell(r["layers"]), cell(r["hidden"]), r["max_length"],
+    rows = [[f"`{r['bundle']}` ({r['name']})", cell(r["layers"]), cell(r["hidden"]), cell(r.get("ffn")),
+             r["max_length"],
              r["int8_scheme"], r["size_mb"], f"{r['macro_f1']:.4f}", f"{r['macro_f1_delta_pt']:+.2f}",
              f"{r['rmse']:.4f}", f"{r['ndcg@10']:.4f}", f"{r['raw_pairs_s']:.0f}", f"{r['speedup']:.2f}x",
              r["lone_p50_ms"], r["lone_p90_ms"]] for r in report["rows"]]
     lines = [f"Command: `{report['command']}`  ",
              f"Measured {report['date']} on {report['machine']}.", "",
-             *table(header, "lrrrlrrrrrrrrr", rows), "",
+             *table(header, "lrrrrlrrrrrrrrr", rows), "",
              (f"Quality: the whole `{cfg['split']}` split through the serving code path. Raw pairs/s: ONNX "
              f"Runtime alone on 64 requests of {cfg['services']} test pairs in sorted runs of "
              f"{report['max_run_pairs']}, {cfg['raw_seconds']:g} s per bundle. Lone: {cfg['lone_requests']} "

@@ -12,7 +12,8 @@ from tests.loadtest.commands import relevance_loadtest
 def test_the_shape_is_read_from_the_graph(tiny_bundle):
     m = load_bundle(tiny_bundle).manifest
     graph = next(g for g in m.graphs if g.precision == m.default_precision)
-    assert graph_shape(tiny_bundle / graph.path) == {"layers": 2, "hidden": 64}  # the 2-layer, hidden-64 test BERT
+    # the 2-layer, hidden-64 test BERT with 128 feed-forward neurons per layer
+    assert graph_shape(tiny_bundle / graph.path) == {"layers": 2, "hidden": 64, "ffn": 128}
 
 
 def test_pareto_run_measures_every_bundle_and_rewrites_its_section(tiny_bundle, catalog_jsonl, tmp_path):
