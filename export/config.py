@@ -78,6 +78,9 @@ class OptimizeConfig(DataConfig):
     bundle: str = field(default="", metadata={"help": "existing bundle folder (e.g. models/default)"})
     out: str = field(default="", metadata={"help": "new bundle folder (written only if the rewritten graphs pass)"})
     version: str = field(default="", metadata={"help": "version of the new bundle (same weights, new graphs)"})
+    max_length: int = field(default=0, metadata={
+        "help": "serve pairs cut to this many tokens (0 = the source's): shorter padded runs for the few long "
+                "pairs; every graph is then gated on dev labels and macro-F1 against the source's"})
     dev_split: str = field(default="dev", metadata={"help": "split of the gate"})
     test_split: str = field(default="test", metadata={"help": "split evaluated into bundle.json ('' skips it)"})
     min_agreement: float = field(default=0.99, metadata={
@@ -87,6 +90,8 @@ class OptimizeConfig(DataConfig):
     def __post_init__(self) -> None:
         if not self.bundle or not self.out or not self.version:
             raise ValueError("optimize needs a source bundle, an output folder and a version")
+        if self.max_length and self.max_length < 8:
+            raise ValueError("max_length must be 0 (the source's) or at least 8 tokens")
 
     @property
     def limits(self) -> ParityLimits:

@@ -11,6 +11,11 @@ rewritten graph scores like the graph it came from:
   (the INT8 gate's limits; a static INT8 graph can move an activation one quantisation step);
 * batched vs alone: the rewritten graph must stay batch-invariant (``max_batch_diff``).
 
+With ``max_length`` the new bundle also cuts pairs to fewer tokens than the source (its padded runs
+are shorter where a request holds a long pair); that changes the scores of the pairs it cuts, so
+every graph, fp32 included, is then gated like an INT8 one: label agreement with the source's graph
+and macro-F1 lost on dev.
+
 The source bundle's own parity numbers are kept with a ``source_`` prefix, the new gate's numbers
 beside them, and both bundles' dev and test metrics are re-measured through the serving path.
 """
@@ -22,7 +27,7 @@ from pathlib import Path
 
 from export.config import OptimizeConfig
 from export.cpu_kernels import rewrite_for_cpu
-from export.parity import batch_diff, check, compare_int8, logit_diff
+from export.parity import batch_diff, check, compare_labels, logit_diff
 from relevance.bundle import GraphEntry, load_bundle
 from relevance.bundle.writer import staged_bundle, write_manifest
 from relevance.data import load_pairs
@@ -59,6 +64,9 @@ def optimize_bundle(cfg: OptimizeConfig) -> Path:
             shutil.copy2(src / name, staging / name)
         graphs = rewrite_graphs(staging, m.graphs)
         fields = m.model_dump(exclude={"created", "graphs", "files", "version", "parity", "evaluation"})
+        shortened = bool(cfg.max_length) and cfg.max_length != m.max_length
+        if shortened:
+            fields["max_length"] = cfg.max_length
         write_manifest(staging, graphs, [], **fields, version=version)
         rewritten = load_bundle(staging)
 
@@ -66,14 +74,16 @@ def optimize_bundle(cfg: OptimizeConfig) -> Path:
         queries, services = [p.query for p in dev], [p.service for p in dev]
         parity: dict = {f"source_{k}": v for k, v in m.parity.items()}
         parity["source_bundle"] = f"{m.name} {m.version} ({source.checksum})"
+        if shortened:
+            parity["source_max_length"] = m.max_length
         for g in graphs:
             if g.precision == "fp16":
                 continue  # GPU graphs are not run here
             before, after = BundleModel.load(source, g.precision), BundleModel.load(rewritten, g.precision)
             reference = f"{m.name} {m.version} {g.precision} graph"
-            if g.precision == "int8":
-                parity |= compare_int8(before.predict_probs(queries, services),
-                                       after.predict_probs(queries, services), dev, reference)
+            if g.precision == "int8" or shortened:
+                parity |= compare_labels(before.predict_probs(queries, services),
+                                         after.predict_probs(queries, services), dev, reference, g.precision)
             else:  # a float graph: the rewrite may only move logits by rounding
                 parity |= {"fp32_reference": reference,
                            "fp32_max_abs_logit_diff": logit_diff(before.backend, after, dev[:FP32_CHECK_PAIRS])}

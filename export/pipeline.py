@@ -22,7 +22,7 @@ from export.parity import (
     TorchBackend,
     batch_diff,
     check,
-    compare_int8,
+    compare_labels,
     label_agreement,
     logit_diff,
 )
@@ -71,7 +71,7 @@ def build_int8(fp32: BundleModel, dst: Path, scheme: str, calibration: list[Pair
 
 def int8_parity(int8: BundleModel, fp32: BundleModel, dev: list[Pair], checkpoint: Path, meta: dict,
                 scheme: str) -> dict:
-    """The INT8 graph against its reference on dev (:func:`export.parity.compare_int8`).
+    """The INT8 graph against its reference on dev (:func:`export.parity.compare_labels`).
 
     The reference is the fp32 graph, except for a quantisation-aware checkpoint exported with the
     static scheme: then it is the fake-quantised model that checkpoint was trained and selected as,
@@ -80,11 +80,11 @@ def int8_parity(int8: BundleModel, fp32: BundleModel, dev: list[Pair], checkpoin
     queries, services = [p.query for p in dev], [p.service for p in dev]
     p8, p32 = int8.predict_probs(queries, services), fp32.predict_probs(queries, services)
     if not ("quant_aware" in meta and scheme == "static"):
-        return compare_int8(p32, p8, dev)
+        return compare_labels(p32, p8, dev)
     from training.quantization_aware import simulated_model
 
     simulated = replace(fp32, backend=TorchBackend(simulated_model(checkpoint, meta))).predict_probs(queries, services)
-    return {**compare_int8(simulated, p8, dev, "quant-aware simulation"),
+    return {**compare_labels(simulated, p8, dev, "quant-aware simulation"),
             "int8_label_agreement_with_fp32": label_agreement(p32, p8)}
 
 

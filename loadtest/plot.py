@@ -115,10 +115,11 @@ def pareto_plot(rows: list[dict[str, Any]], split: str, path: Path) -> Path:
     """Quality against raw speed, one point per bundle of ``loadtest.pareto``."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    for r in rows:
-        ax.scatter(r["raw_pairs_s"], r["macro_f1"], s=40)
-        label = f"{Path(r['bundle']).name}: {r['layers'] or '?'} layers, {r['lone_p50_ms']} ms lone"
-        ax.annotate(label, (r["raw_pairs_s"], r["macro_f1"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    for r in rows:  # a legend, not labels by the points: bundles often sit at nearly the same spot
+        label = (f"{Path(r['bundle']).name}: {r['layers'] or '?'} layers, {r['max_length']} tokens, "
+                 f"{r['lone_p50_ms']} ms lone")
+        ax.scatter(r["raw_pairs_s"], r["macro_f1"], s=40, label=label)
+    ax.legend(fontsize=8, loc="best")
     ax.set(xlabel="raw ONNX Runtime pairs/s (higher is faster)", ylabel=f"{split} macro-F1",
            title="quality against speed")
     ax.grid(alpha=0.3)

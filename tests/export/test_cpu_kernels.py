@@ -145,6 +145,30 @@ def test_optimize_refuses_a_failed_gate_and_leaves_nothing_behind(tiny_bundle, c
                                        version="9.9.9"))
 
 
+def test_optimize_serves_shorter_inputs_gated_on_labels_for_every_graph(tiny_bundle, catalog_jsonl, tmp_path):
+    old = load_bundle(tiny_bundle)
+    short = max(8, old.manifest.max_length // 2)
+    out = optimize_bundle(OptimizeConfig(bundle=str(tiny_bundle), out=str(tmp_path / "short"), data=str(catalog_jsonl),
+                                         version="9.9.9", test_split="", max_length=short,
+                                         min_agreement=0.0, max_f1_drop=1.0))
+    new = load_bundle(out)
+    assert new.manifest.max_length == short and new.manifest.training == old.manifest.training
+    parity = new.manifest.parity
+    assert parity["source_max_length"] == old.manifest.max_length
+    # a cut input changes scores: every graph is compared on dev labels, none on logit rounding
+    assert "fp32_max_abs_logit_diff" not in parity
+    assert {"fp32_label_agreement", "int8_label_agreement"} <= set(parity)
+    model = BundleModel.load(new)
+    long_title = " ".join(["cordless drill driver kit"] * 40)
+    ids, _ = model.encode("drill", [{"title": long_title}])[0]
+    assert len(ids) == short
+    with pytest.raises(ParityError, match="FP32 agrees with"):  # the gate still holds for float graphs
+        optimize_bundle(OptimizeConfig(bundle=str(tiny_bundle), out=str(tmp_path / "refused"), data=str(catalog_jsonl),
+                                       version="9.9.9", test_split="", max_length=short, min_agreement=1.01))
+    with pytest.raises(ValueError, match="at least 8"):
+        OptimizeConfig(bundle=str(tiny_bundle), out=str(tmp_path / "x"), version="1", max_length=4)
+
+
 def test_manifests_written_before_the_field_still_load(tiny_bundle, tmp_path):
     manifest = json.loads((tiny_bundle / "bundle.json").read_text())
     for g in manifest["graphs"]:
