@@ -14,6 +14,7 @@ from export.mixed_precision import calibration_batches, matmul_input_ranges
 from export.parity import ParityError, batched_vs_alone, check
 from export.transforms import quantize_int8, quantize_per_tensor, weight_matmuls
 from relevance.backends import OnnxBackend
+from relevance.backends.onnxruntime import EXACT_INT8_KEY
 from relevance.bundle import load_bundle
 from relevance.data import load_pairs
 from relevance.model import BundleModel
@@ -59,7 +60,11 @@ def test_static_graph_scores_a_pair_the_same_in_any_batch(calibration, tmp_path)
     assert ops["DynamicQuantizeLinear"] == 0 and ops["QuantizeLinear"] > 0
     # one fused integer kernel per MatMul (no Cast/Mul chain left behind), none block-wise
     assert ops["MatMulIntegerToFloat"] == len(nodes) and ops["MatMulInteger"] == 0 and ops["MatMulNBits"] == 0
-    assert batched_vs_alone(OnnxBackend(graph, intra_op_threads=1), _mixed_batch(model)) <= 1e-5
+    backend = OnnxBackend(graph, intra_op_threads=1)
+    assert batched_vs_alone(backend, _mixed_batch(model)) <= 1e-5
+    # exact integer arithmetic on AVX2 CPUs without VNNI too (ORT's default kernel saturates there);
+    # tests/training/test_quantization_aware.py's simulation match fails on such a CPU without it
+    assert backend.session.get_session_options().get_session_config_entry(EXACT_INT8_KEY) == "1"
 
 
 def _mixed_batch(model: BundleModel) -> dict[str, np.ndarray]:
