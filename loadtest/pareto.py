@@ -21,15 +21,13 @@ import numpy as np
 
 from loadtest.config import ParetoConfig
 from loadtest.plot import PlotUnavailable, pareto_plot
-from loadtest.raw import planned_batches, time_interleaved
+from loadtest.raw import planned_batches, served_model, time_interleaved
 from loadtest.report import cpu_description, table, utc_now, write_json
 from loadtest.servers import lone_outcomes, max_run_pairs
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import Bundle, load_bundle
 from relevance.data import load_pairs
 from relevance.evaluate import evaluate_bundle_model
-from relevance.model import BundleModel
-from service.settings import Settings
 
 SECTION_BEGIN, SECTION_END = "<!-- pareto begin -->", "<!-- pareto end -->"
 PLOT_NAME = "pareto.png"
@@ -91,11 +89,9 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
         loaded = load_bundle(bundle)  # checksums verified once; the model and the row share it
         row = describe(bundle, loaded)
         print(f"{bundle}: quality on {cfg.split} ({len(pairs)} pairs)", flush=True)
-        # one session for quality and raw compute, with the service's spinning setting (off): the
-        # bundles' runs alternate, and one session's spinning threads would steal the cores from the
-        # next one's run (on 2 cores that cut the fast bundle's measured speed-up from 2.0x to 1.7x)
-        model = BundleModel.load(loaded, None, intra_op_threads=cfg.threads,
-                                 allow_spinning=Settings.model_construct().ort_allow_spinning)
+        # one session for quality and raw compute, set up as the service's: the bundles' runs alternate,
+        # and spinning idle threads of one session would steal the cores from the next one's run
+        model = served_model(loaded, cfg.threads)
         metrics = evaluate_bundle_model(model, pairs)
         row.update({"macro_f1": metrics["macro_f1"], "rmse": metrics["rmse"], "ndcg@10": metrics["ndcg@10"]})
         rows.append(row)

@@ -31,13 +31,12 @@ import numpy as np
 
 from loadtest.config import PathConfig
 from loadtest.engine import Reply
-from loadtest.raw import planned_runs
+from loadtest.raw import planned_runs, served_model
 from loadtest.report import cpu_description, table, utc_now, write_json
 from loadtest.servers import lone_outcomes, max_run_pairs
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import load_bundle
 from relevance.model import BundleModel
-from service.settings import Settings
 
 
 def _median_ms(seconds: Sequence[float]) -> float:
@@ -54,11 +53,9 @@ class Sessions:
 
     @classmethod
     def load(cls, bundle: Path) -> Sessions:
-        defaults = Settings.model_construct()
         loaded = load_bundle(bundle)
-        spin = defaults.ort_allow_spinning
-        served = BundleModel.load(loaded, None, intra_op_threads=defaults.intra_op_threads, allow_spinning=spin)
-        singles = tuple(BundleModel.load(loaded, None, intra_op_threads=1, allow_spinning=spin) for _ in range(2))
+        served = served_model(loaded)
+        singles = tuple(served_model(loaded, 1) for _ in range(2))
         return cls(served, singles)
 
 

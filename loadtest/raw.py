@@ -26,9 +26,10 @@ import numpy as np
 from loadtest.config import RawConfig
 from loadtest.report import table
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
-from relevance.bundle import load_bundle
+from relevance.bundle import Bundle, load_bundle
 from relevance.model import BundleModel
 from service.batcher import plan_runs
+from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ class RawResult:
 
 
 Batch = dict[str, np.ndarray]
+
+
+def served_model(bundle: Bundle, intra_op_threads: int | None = None) -> BundleModel:
+    """The bundle's default graph in one ONNX Runtime session set up as ``relevance serve`` sets it up
+    (its intra-op threads unless given, its spinning setting: off, so sessions timed in turn do not
+    steal each other's cores)."""
+    defaults = Settings.model_construct()
+    threads = defaults.intra_op_threads if intra_op_threads is None else intra_op_threads
+    return BundleModel.load(bundle, None, intra_op_threads=threads, allow_spinning=defaults.ort_allow_spinning)
 
 
 def planned_runs(model: BundleModel, examples: list, run_pairs: int) -> list[Batch]:

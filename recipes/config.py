@@ -34,8 +34,8 @@ def _student_defaults() -> CRSDConfig:
 # Settings the recipe itself decides for a stage (paths, seeds, what the previous stage fixed); the
 # command line does not offer them for the nested configs.
 STUDENT_FIXED = ("data", "out", "seed", "threads", "preset", "annotations")
-QAT_FIXED = ("data", "out", "seed", "threads", "init", "layers", "ffn", "text_fields", "max_length", "dev_split",
-             "test_split", "train_split")
+QAT_FIXED = ("data", "out", "seed", "threads", "init", *QuantAwareConfig.SHAPE_FIELDS, "text_fields", "max_length",
+             "dev_split", "test_split", "train_split")
 
 
 @dataclass

@@ -240,8 +240,7 @@ class Batcher:
             "queue_estimated_ms": round(self.ahead_s() * 1000, 2),
             "running": self._running,
             "slowdown": round(cost.factor, 3),
-            "estimate_error_multiplier": {"idle": round(cost.errors[True].multiplier, 3),
-                                          "busy": round(cost.errors[False].multiplier, 3)},
+            "estimate_error_multiplier": {state: round(e.multiplier, 3) for state, e in cost.errors.items()},
             "step_overhead_ms": round(cost.overhead.seconds * 1000, 3),
             "last_run_age_s": round(cost.slowdown.age_s, 3),
             "chars_per_token": round(cost.chars_per_token.value, 3),
@@ -258,9 +257,10 @@ class Batcher:
     def estimate(self, lengths: Sequence[int]) -> Estimate:
         """When a request of these pair lengths would start and be scored, if queued now."""
         idle = self.idle
-        profiled = self.cost.runs_seconds(lengths, pooled=not idle)
+        pooled = not idle
+        profiled = self.cost.runs_seconds(lengths, pooled)
         return Estimate(
-            own_s=self.cost.slowed(profiled, pooled=not idle),
+            own_s=self.cost.slowed(profiled, pooled),
             ahead_s=self.ahead_s(),
             wait_s=self.limits.max_wait_s + self.loop_lag(),
             idle=idle,
@@ -292,7 +292,7 @@ class Batcher:
         needed *= self.cost.error(estimate).multiplier
         # Without a caller deadline the budget bounds the wait behind other work; on an idle batcher
         # there is none, so no reading of the loop's lag or of a slowdown may refuse it.
-        unbounded_and_idle = not budget.bounds_compute and self.idle
+        unbounded_and_idle = not budget.bounds_compute and estimate.idle
         if (not check_deadline or needed <= left or unbounded_and_idle
                 or self._probe_allowed(lengths, budget, left, now)):
             self._reserve(estimate)

@@ -284,7 +284,7 @@ class CostModel:
         self.profile = profile or RunProfile.constant(0.002)
         self.slowdown = slowdown or Slowdown()
         self.overhead = StepOverhead()
-        self.errors = {True: EstimateError(), False: EstimateError()}  # by idle at admission
+        self.errors = {"idle": EstimateError(), "busy": EstimateError()}  # by the batcher's state at admission
         self.chars_per_token = CharsPerToken()
 
     # --- shapes -----------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ class CostModel:
 
     def error(self, estimate: Estimate) -> EstimateError:
         """The error margin that applies to (and learns from) this estimate."""
-        return self.errors[estimate.idle]
+        return self.errors["idle" if estimate.idle else "busy"]
 
     def lone_estimates_ms(self, length: int, sizes: Sequence[int] = (1, 8, 32, 64, 128, 256)) -> dict[int, float]:
         """Estimated compute of a lone request of each size whose pairs are all ``length`` tokens."""

@@ -172,6 +172,10 @@ PRESETS: dict[str, Preset] = {
 class QuantAwareConfig(StudentTrainConfig):
     """Quantisation-aware fine-tuning of a trained checkpoint (``init``) for the static INT8 scheme."""
 
+    # inherited fields that shape a new student; this fine-tunes the checkpoint as saved, so no
+    # command line offers them
+    SHAPE_FIELDS = ("layers", "ffn")
+
     out: str = field(default="runs/student-qat", metadata={"help": "output folder; the dev-best checkpoint goes to OUT/best"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
     lr: float = field(default=1e-5, metadata={"help": "encoder learning rate (small: the model is already trained)"})

@@ -60,7 +60,7 @@ class OnnxBackend:
         # Exact INT8 arithmetic on x86 CPUs without VNNI: ORT's default AVX2 u8s8 kernel adds pairs of
         # products in saturating 16-bit lanes, so a static INT8 graph scores a little differently there
         # than on the VNNI machine that gated it (and than quantisation-aware training simulated). The
-        # exact kernel costs ~3-4% of raw pairs/s on an AVX2-only AMD EPYC and nothing where VNNI exists.
+        # exact kernel is slower there; where VNNI exists the default kernel is already exact.
         options.add_session_config_entry(EXACT_INT8_KEY, "1")
         if not allow_spinning:
             # Idle ORT threads otherwise spin for a while after each run, burning the core the event loop

@@ -75,7 +75,7 @@ COMPARE_EXTRAS = (
 def register(app: typer.Typer) -> None:
     app.command("train")(config_command(StudentTrainConfig, _train, context=True))
     app.command("quant-aware")(config_command(
-        QuantAwareConfig, _quant_aware, exclude=("init",), context=True,
+        QuantAwareConfig, _quant_aware, exclude=("init", *QuantAwareConfig.SHAPE_FIELDS), context=True,
         extras=(Extra("checkpoint", Path, dataclasses.MISSING, "trained student checkpoint (e.g. runs/student/best)",
                       argument=True),)))
     app.command("distill")(config_command(

@@ -103,3 +103,11 @@ def test_fused_integer_matmuls_score_like_the_unfused_chain(calibration, tmp_pat
     batch = _mixed_batch(model)
     np.testing.assert_allclose(OnnxBackend(graphs[True], intra_op_threads=1).predict(batch),
                                OnnxBackend(graphs[False], intra_op_threads=1).predict(batch), atol=1e-5)
+
+
+def test_the_gate_checks_the_graphs_own_numbers_not_the_source_bundles_it_carries():
+    """An optimised bundle's parity keeps its source's gate numbers as ``source_...``: recorded, not regated."""
+    passing = {"int8_label_agreement": 0.995, "int8_dev_macro_f1_drop": 0.001}
+    check({**passing, "source_int8_label_agreement": 0.5, "source_int8_dev_macro_f1_drop": 0.2}, ParityLimits())
+    with pytest.raises(ParityError, match="FP32 agrees with"):
+        check({**passing, "fp32_label_agreement": 0.5, "fp32_dev_macro_f1_drop": 0.0}, ParityLimits())

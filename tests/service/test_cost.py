@@ -251,7 +251,7 @@ def test_a_margin_learnt_under_overload_does_not_refuse_a_lone_request_after_it(
     busy = Estimate(own_s=0.05, ahead_s=0.2, wait_s=0.0, idle=False)
     for _ in range(64):  # queued requests answered 3x later than estimated
         b.cost.error(busy).observe(measured_s=3 * busy.until_scored_s, estimated_s=busy.until_scored_s)
-    assert b.cost.errors[False].multiplier == 3.0
+    assert b.cost.errors["busy"].multiplier == 3.0
     lengths = [20] * 32  # two runs: 20 ms as profiled
     first = b.admit(lengths, _header_budget(40))  # idle: the idle margin (1.1) applies
     assert first.idle
