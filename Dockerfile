@@ -2,7 +2,7 @@
 #
 # Serving image of the relevance service: `relevance serve` on ONNX Runtime, no torch, no compiler.
 #
-#   docker build -t relevance-service:0.1.0 .                                  # CPU (onnxruntime)
+#   docker build -t relevance-service:0.1.0 .                                  # CPU (onnxruntime, openvino)
 #   docker build --build-arg RUNTIME=gpu -t relevance-service:0.1.0-gpu .      # GPU (onnxruntime-gpu, CUDA 12 + cuDNN 9)
 #   docker run --rm -p 8000:8000 relevance-service:0.1.0
 #   docker run --rm -p 8000:8000 -v /path/to/bundle:/models/mine:ro -e RELEVANCE_BUNDLE=/models/mine relevance-service:0.1.0
@@ -52,8 +52,10 @@ COPY pyproject.toml README.md ./
 COPY relevance ./relevance
 COPY service ./service
 # hadolint ignore=DL3013
+# The CPU image also gets OpenVINO, which serves models/fast-openvino (INT8 on AMX on Intel Xeons).
 RUN pip install --upgrade pip \
-    && pip install --no-binary=relevance-service . \
+    && if [ "$RUNTIME" = "cpu" ]; then EXTRAS="[openvino]"; else EXTRAS=""; fi \
+    && pip install --no-binary=relevance-service ".${EXTRAS}" \
     && if [ "$RUNTIME" = "gpu" ]; then \
          ORT_VERSION="$(pip show onnxruntime | sed -n 's/^Version: //p')" \
          && pip uninstall -y onnxruntime \
@@ -77,12 +79,14 @@ RUN groupadd --system --gid 10001 relevance \
     && useradd --system --uid 10001 --gid relevance --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin relevance
 COPY --from=builder /opt/venv /opt/venv
-# The default (accurate) bundle and the fast one, baked in: RELEVANCE_BUNDLE=models/fast serves the
-# fast one, or RELEVANCE_VARIANTS puts it in an A/B bucket. Any other bundle: mount it and set
-# RELEVANCE_BUNDLE (or the settings file's `bundle`, `variants`, `shadow_bundle`) to its path.
+# The default (accurate) bundle and the fast ones, baked in: RELEVANCE_BUNDLE=models/fast serves the
+# fast one (models/fast-openvino: the same student on OpenVINO, CPU image only), or RELEVANCE_VARIANTS
+# puts one in an A/B bucket. Any other bundle: mount it and set RELEVANCE_BUNDLE (or the settings
+# file's `bundle`, `variants`, `shadow_bundle`) to its path.
 WORKDIR /opt/relevance
 COPY --chown=root:root models/default ./models/default
 COPY --chown=root:root models/fast ./models/fast
+COPY --chown=root:root models/fast-openvino ./models/fast-openvino
 USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM

@@ -18,9 +18,10 @@ $(PY):
 install-serve: $(PY)
 	$(PIP) install -q -e .
 
-# torch is pinned in the [train] extra (CPU build from local disk; an unpinned torch pulls CUDA).
+# torch is pinned in the [train] extra (CPU build from local disk; an unpinned torch pulls CUDA);
+# [engines] is OpenVINO + NNCF for `relevance lab engines` (tests run it on the tiny bundle).
 install-dev: $(PY)
-	$(PIP) install -q -e '.[train,dev]'
+	$(PIP) install -q -e '.[train,engines,dev]'
 
 # promtool + prometheus (Debian), Helm's engine, Kubernetes schemas, hadolint: tests/deploy needs them.
 deploy-tools: $(PY)

@@ -81,6 +81,10 @@ class OptimizeConfig(DataConfig):
     max_length: int = field(default=0, metadata={
         "help": "serve pairs cut to this many tokens (0 = the source's): shorter padded runs for the few long "
                 "pairs; every graph is then gated on dev labels and macro-F1 against the source's"})
+    engine: str = field(default="onnxruntime", metadata={
+        "help": "onnxruntime: split the fusions whose CPU kernels are slow | openvino: the static INT8 graph in "
+                "standard QDQ operators, served by OpenVINO (INT8 on AMX where the CPU has it; needs the "
+                "openvino extra)"})
     dev_split: str = field(default="dev", metadata={"help": "split of the gate"})
     test_split: str = field(default="test", metadata={"help": "split evaluated into bundle.json ('' skips it)"})
     min_agreement: float = field(default=0.99, metadata={
@@ -92,6 +96,8 @@ class OptimizeConfig(DataConfig):
             raise ValueError("optimize needs a source bundle, an output folder and a version")
         if self.max_length and self.max_length < 8:
             raise ValueError("max_length must be 0 (the source's) or at least 8 tokens")
+        if self.engine not in ("onnxruntime", "openvino"):
+            raise ValueError(f"engine must be onnxruntime or openvino, got {self.engine!r}")
 
     @property
     def limits(self) -> ParityLimits:

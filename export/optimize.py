@@ -11,6 +11,10 @@ rewritten graph scores like the graph it came from:
   (the INT8 gate's limits; a static INT8 graph can move an activation one quantisation step);
 * batched vs alone: the rewritten graph must stay batch-invariant (``max_batch_diff``).
 
+With ``engine="openvino"`` the INT8 graph is instead rewritten in standard operators with its
+quantisation kept (:mod:`export.qdq`) and its entry names OpenVINO as the runtime that serves it;
+the gate above then measures OpenVINO's scores against ONNX Runtime's on the same weights.
+
 With ``max_length`` the new bundle also cuts pairs to fewer tokens than the source (its padded runs
 are shorter where a request holds a long pair); that changes the scores of the pairs it cuts, so
 every graph, fp32 included, is then gated like an INT8 one: label agreement with the source's graph
@@ -51,6 +55,19 @@ def rewrite_graphs(root: Path, graphs: tuple[GraphEntry, ...]) -> list[GraphEntr
     return rewritten
 
 
+def qdq_graphs(root: Path, graphs: tuple[GraphEntry, ...]) -> list[GraphEntry]:
+    """Rewrite every INT8 graph under ``root`` in place as the QDQ graph OpenVINO serves (other graphs kept)."""
+    from export.qdq import qdq_graph  # torch: the student is rebuilt from the graph's weights
+
+    rewritten = []
+    for g in graphs:
+        if g.precision == "int8":
+            qdq_graph(root / g.path, root / g.path)
+            g = g.model_copy(update={"engine": "openvino", "disabled_optimizers": ()})
+        rewritten.append(g)
+    return rewritten
+
+
 def optimize_bundle(cfg: OptimizeConfig) -> Path:
     """Write ``cfg.out``: ``cfg.bundle`` with rewritten graphs, only if they pass the gate (see above)."""
     src, out, data, version = Path(cfg.bundle), Path(cfg.out), cfg.data, cfg.version
@@ -62,7 +79,7 @@ def optimize_bundle(cfg: OptimizeConfig) -> Path:
     with staged_bundle(out) as staging:
         for name in m.files:
             shutil.copy2(src / name, staging / name)
-        graphs = rewrite_graphs(staging, m.graphs)
+        graphs = (qdq_graphs if cfg.engine == "openvino" else rewrite_graphs)(staging, m.graphs)
         fields = m.model_dump(exclude={"created", "graphs", "files", "version", "parity", "evaluation"})
         shortened = bool(cfg.max_length) and cfg.max_length != m.max_length
         if shortened:

@@ -4,7 +4,7 @@
 
 Per bundle, in the order given: its shape (encoder layers, hidden and feed-forward sizes read from the graph, max
 length and INT8 scheme from the manifest), its quality on ``--split`` through the serving code path
-(macro-F1, RMSE, NDCG@10), raw ONNX Runtime pairs/s on the same requests of ``--services`` test pairs
+(macro-F1, RMSE, NDCG@10), raw pairs/s of its engine on the same requests of ``--services`` test pairs
 cut into sorted runs as the batcher plans them (the bundles timed in turn, request by request, so a
 noisy neighbour slows them alike and the speed-ups hold; idle ORT threads do not spin, as in the service), and the latency of lone requests of that size through
 ``relevance serve`` (default settings, result cache off, each a new query, one at a time). Ratios are
@@ -13,6 +13,7 @@ against the first bundle. Run it on a quiet machine: the timings share the cores
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ SECTION_BEGIN, SECTION_END = "<!-- pareto begin -->", "<!-- pareto end -->"
 PLOT_NAME = "pareto.png"
 
 
+_LAYER = re.compile(r"/encoder/layer\.(\d+)/")
+
+
 def graph_shape(graph: Path) -> dict[str, int | None]:
     """Encoder layers, hidden and feed-forward sizes of a BERT graph: attention nodes counted, the
     word-embedding table's width, the first intermediate bias's length (None where the graph does
@@ -42,8 +46,10 @@ def graph_shape(graph: Path) -> dict[str, int | None]:
     except ImportError:
         return {"layers": None, "hidden": None, "ffn": None}
     model = onnx.load(str(graph), load_external_data=False)
+    # fused graphs have one attention node per layer; standard-operator ones (the QDQ graph) name them
     attention = {"Attention", "MultiHeadAttention", "QAttention"}
-    layers = sum(n.op_type in attention for n in model.graph.node) or None
+    layers = (sum(n.op_type in attention for n in model.graph.node)
+              or len({m.group(1) for n in model.graph.node if (m := _LAYER.search(n.name))}) or None)
     hidden = next((int(t.dims[1]) for t in model.graph.initializer
                    if "word_embeddings" in t.name and len(t.dims) == 2), None)
     ffn = next((int(t.dims[0]) for t in model.graph.initializer
@@ -61,6 +67,7 @@ def describe(bundle: Path, b: Bundle) -> dict[str, Any]:
         "max_length": m.max_length,
         "precision": m.default_precision,
         "int8_scheme": m.quantization.get("scheme", "n/a"),
+        "engine": graph.engine,
         "size_mb": round((bundle / graph.path).stat().st_size / 2**20, 1),
     }
 
@@ -112,7 +119,7 @@ def measure(cfg: ParetoConfig, out: Path) -> list[dict[str, Any]]:
 
 def markdown(report: dict[str, Any], plot_link: str | None) -> str:
     cfg = report["config"]
-    header = ["bundle", "layers", "hidden", "FFN", "max length", "INT8 scheme", "graph MB",
+    header = ["bundle", "layers", "hidden", "FFN", "max length", "INT8 scheme", "engine", "graph MB",
               f"{cfg['split']} macro-F1", "Δ pt", "RMSE", "NDCG@10", "raw pairs/s", "speed-up",
               f"lone {cfg['services']} p50 ms", "p90 ms"]
 
@@ -121,14 +128,14 @@ def markdown(report: dict[str, Any], plot_link: str | None) -> str:
 
     rows = [[f"`{r['bundle']}` ({r['name']})", cell(r["layers"]), cell(r["hidden"]), cell(r.get("ffn")),
              r["max_length"],
-             r["int8_scheme"], r["size_mb"], f"{r['macro_f1']:.4f}", f"{r['macro_f1_delta_pt']:+.2f}",
+             r["int8_scheme"], r.get("engine", "onnxruntime"), r["size_mb"], f"{r['macro_f1']:.4f}", f"{r['macro_f1_delta_pt']:+.2f}",
              f"{r['rmse']:.4f}", f"{r['ndcg@10']:.4f}", f"{r['raw_pairs_s']:.0f}", f"{r['speedup']:.2f}x",
              r["lone_p50_ms"], r["lone_p90_ms"]] for r in report["rows"]]
     lines = [f"Command: `{report['command']}`  ",
              f"Measured {report['date']} on {report['machine']}.", "",
-             *table(header, "lrrrrlrrrrrrrrr", rows), "",
-             (f"Quality: the whole `{cfg['split']}` split through the serving code path. Raw pairs/s: ONNX "
-             f"Runtime alone on 64 requests of {cfg['services']} test pairs in sorted runs of "
+             *table(header, "lrrrrllrrrrrrrrr", rows), "",
+             (f"Quality: the whole `{cfg['split']}` split through the serving code path. Raw pairs/s: the "
+             f"bundle's engine alone, set up as the service sets it up, on 64 requests of {cfg['services']} test pairs in sorted runs of "
              f"{report['max_run_pairs']}, {cfg['raw_seconds']:g} s per bundle. Lone: {cfg['lone_requests']} "
              f"requests of {cfg['services']} services through `relevance serve` (default settings, cache "
              "off, each a new query, one at a time, no header). Speed-up and Δ are against the first row.")]

@@ -8,8 +8,13 @@ from relevance.model import BundleModel
 
 def evaluate_bundle_model(model: BundleModel, pairs, progress=None) -> dict:
     """Report metrics of a loaded bundle on labelled pairs (the code path of ``relevance eval``)."""
-    m = model.bundle.manifest
     probs = model.predict_probs([p.query for p in pairs], [p.service for p in pairs], progress=progress)
+    return evaluate_probabilities(model, pairs, probs)
+
+
+def evaluate_probabilities(model: BundleModel, pairs, probs) -> dict:
+    """Metrics of ``probs`` (one row per pair, as ``model.predict_probs`` returns them) with the bundle's gains."""
+    m = model.bundle.manifest
     return evaluate(
         probs, [p.label for p in pairs], [p.query for p in pairs], [p.rating for p in pairs],
         gains=m.gains, class_ratings=m.ratings,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relevance.backends import Backend, OnnxBackend
+from relevance.backends import Backend, OnnxBackend, OpenVinoBackend
 from relevance.bundle import Bundle
 from relevance.bundle.manifest import Precision
 from relevance.encoding import PairEncoder
@@ -41,8 +41,14 @@ class BundleModel:
     ) -> BundleModel:
         m = bundle.manifest
         graph = m.graph(precision)
-        backend = OnnxBackend(bundle.root / graph.path, providers, intra_op_threads, allow_spinning=allow_spinning,
-                              disabled_optimizers=graph.disabled_optimizers, profile_prefix=profile_prefix)
+        backend: Backend
+        if graph.engine == "openvino":
+            if profile_prefix:
+                raise ValueError(f"{graph.path} runs on OpenVINO: ONNX Runtime's profile does not apply")
+            backend = OpenVinoBackend(bundle.root / graph.path, intra_op_threads, max_length=m.max_length)
+        else:
+            backend = OnnxBackend(bundle.root / graph.path, providers, intra_op_threads, allow_spinning=allow_spinning,
+                                  disabled_optimizers=graph.disabled_optimizers, profile_prefix=profile_prefix)
         precision = graph.precision
         encoder = PairEncoder.from_file(bundle.tokenizer_path, m.max_length)
         return cls(bundle, encoder, backend, precision)

@@ -55,3 +55,30 @@ def tiny_bundle(tmp_path_factory, tiny_checkpoint, catalog_jsonl) -> Path:
         checkpoint=str(tiny_checkpoint), out=str(out), data=str(catalog_jsonl), name="tiny-student",
         version="0.0.1-test", **TINY_LIMITS,
     ))
+
+
+@pytest.fixture(scope="session")
+def static_bundle(tiny_bundle, catalog_jsonl, tmp_path_factory):
+    """The tiny bundle serving a static per-tensor INT8 graph (the shipped bundles' scheme) as its only graph."""
+    import shutil
+
+    from export.mixed_precision import calibration_batches, matmul_input_ranges
+    from export.transforms import quantize_int8, weight_matmuls
+    from relevance.bundle import GraphEntry, load_bundle
+    from relevance.bundle.writer import write_manifest
+    from relevance.data import load_pairs
+    from relevance.model import BundleModel
+
+    source = load_bundle(tiny_bundle)
+    model = BundleModel.load(source, "fp32", intra_op_threads=1)
+    fp32 = source.graph_path("fp32")
+    batches = calibration_batches(model, load_pairs(catalog_jsonl, "train")[:64], 16)
+    root = tmp_path_factory.mktemp("static-bundle")
+    quantize_int8(fp32, root / "model.int8.onnx", per_tensor_nodes=weight_matmuls(fp32),
+                  activation_ranges=matmul_input_ranges(fp32, batches, 1))
+    shutil.copy2(source.tokenizer_path, root / source.manifest.tokenizer)
+    fields = source.manifest.model_dump(exclude={"created", "graphs", "files", "parity", "evaluation",
+                                                 "default_precision"})
+    write_manifest(root, [GraphEntry(path="model.int8.onnx", precision="int8")], [], **fields,
+                   default_precision="int8")
+    return root

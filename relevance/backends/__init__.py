@@ -1,6 +1,7 @@
-"""Model runtimes behind one interface: :class:`Backend` and its ONNX Runtime implementation."""
+"""Model runtimes behind one interface: :class:`Backend`, ONNX Runtime and OpenVINO (imported only when a graph needs it)."""
 
 from relevance.backends.base import Backend
 from relevance.backends.onnxruntime import OnnxBackend, resolve_providers
+from relevance.backends.openvino import OpenVinoBackend
 
-__all__ = ["Backend", "OnnxBackend", "resolve_providers"]
+__all__ = ["Backend", "OnnxBackend", "OpenVinoBackend", "resolve_providers"]

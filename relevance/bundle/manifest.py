@@ -18,6 +18,7 @@ MANIFEST_NAME = "bundle.json"
 FORMAT_VERSION = 1
 
 Precision = Literal["fp32", "int8", "fp16"]
+Engine = Literal["onnxruntime", "openvino"]
 
 
 class _Strict(BaseModel):
@@ -80,6 +81,9 @@ class GraphEntry(_Strict):
     # InferenceSession(disabled_optimizers=...)): export undoes fusions whose CPU kernels are slow
     # (export.cpu_kernels), and ORT would otherwise rebuild them at load time.
     disabled_optimizers: tuple[str, ...] = ()
+    # The runtime that reads the graph: ONNX Runtime's graphs use its contrib operators; an OpenVINO graph
+    # is the static INT8 graph in standard QDQ operators (relevance optimize --engine openvino).
+    engine: Engine = "onnxruntime"
 
 
 class BundleManifest(_Strict):
