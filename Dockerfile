@@ -51,8 +51,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY relevance ./relevance
 COPY service ./service
-# hadolint ignore=DL3013
 # The CPU image also gets OpenVINO, which serves models/fast-openvino (INT8 on AMX on Intel Xeons).
+# hadolint ignore=DL3013
 RUN pip install --upgrade pip \
     && if [ "$RUNTIME" = "cpu" ]; then EXTRAS="[openvino]"; else EXTRAS=""; fi \
     && pip install --no-binary=relevance-service ".${EXTRAS}" \

@@ -4,7 +4,7 @@ A shipped bundle holds ONNX Runtime's static INT8 graph only (no checkpoint trav
 Microsoft contrib operators (QEmbedLayerNormalization, MatMulIntegerToFloat, MultiHeadAttention) are
 read by ONNX Runtime alone. Rebuilding the model from the graph's own weights lets the same student be
 written in standard operators (:mod:`export.qdq`) for other engines, or compared under them
-(``relevance lab engines``), without the training run that made it.
+(``relevance loadtest engines``), without the training run that made it.
 """
 
 from __future__ import annotations

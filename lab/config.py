@@ -30,24 +30,6 @@ class RuntimesConfig(DataConfig):
 
 
 @dataclass
-class EnginesConfig(DataConfig):
-    """``relevance lab engines``: ONNX Runtime against OpenVINO on the same student, requests and threads."""
-
-    bundle: str = field(default="", metadata={"help": "bundle folder with a static INT8 graph (e.g. models/default)"})
-    services: int = field(default=32, metadata={"help": "test services per timed request"})
-    requests: int = field(default=64, metadata={"help": "distinct timed requests, cycled"})
-    run_pairs: int = field(default=0, metadata={"help": "pairs per sorted run (0 = the service's max_run_pairs)"})
-    seconds: float = field(default=8.0, metadata={"help": "timed seconds per engine, interleaved request by request"})
-    threads: int = field(default=2, metadata={"help": "intra-op threads of every engine"})
-    dev_split: str = field(default="dev", metadata={"help": "split each engine's quality is checked on"})
-    calibration_split: str = field(default="teacher_train", metadata={
-        "help": "split NNCF's INT8 quantisation calibrates on (never the quality split)"})
-    calibration_pairs: int = field(default=512, metadata={"help": "seeded calibration pairs for NNCF"})
-    out: str = field(default="docs/benchmarks.md", metadata={
-        "help": "Markdown file whose '## Engines on this CPU' section is replaced ('' = print only)"})
-
-
-@dataclass
 class ProfileConfig(DataConfig):
     """``relevance lab profile``: ONNX Runtime's per-operator profile of bundles, on the same batches."""
 

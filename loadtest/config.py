@@ -288,3 +288,22 @@ class OverloadConfig(ServiceConfig):
     def services_override(self) -> int | dict[int, float] | None:
         """``--services`` as a count or a count -> weight mix; None: the scenario's."""
         return services_mix(self.services) if self.services else None
+
+
+@dataclass
+class EnginesConfig(DataConfig):
+    """``relevance loadtest engines``: ONNX Runtime against OpenVINO on the same student, requests and threads."""
+
+    bundle: str = field(default="models/default", metadata={
+        "help": "bundle with a static INT8 graph for ONNX Runtime (what relevance export ships)"})
+    services: int = field(default=32, metadata={"help": "test services per timed request"})
+    requests: int = field(default=64, metadata={"help": "distinct timed requests, cycled"})
+    run_pairs: int = field(default=0, metadata={"help": "pairs per sorted run (0 = the service's max_run_pairs)"})
+    seconds: float = field(default=8.0, metadata={"help": "timed seconds per engine, interleaved request by request"})
+    threads: int = field(default=2, metadata={"help": "intra-op threads of every engine"})
+    dev_split: str = field(default="dev", metadata={"help": "split each engine's quality is checked on"})
+    calibration_split: str = field(default="teacher_train", metadata={
+        "help": "split NNCF's INT8 quantisation calibrates on (never the quality split)"})
+    calibration_pairs: int = field(default=512, metadata={"help": "seeded calibration pairs for NNCF"})
+    doc: str = field(default="docs/benchmarks.md", metadata={
+        "help": "Markdown file whose <!-- engines begin/end --> block is replaced ('' = print only)"})

@@ -39,6 +39,7 @@ from loadtest.engine import (
     endpoint_stats,
     http_get,
     measured_window,
+    no_gc_pauses,
     percentile_ms,
     run_closed_loop,
     run_schedule,
@@ -258,8 +259,8 @@ async def load_step(bench: Bench, multiple: float, raw_pairs_s: float, seed: int
         key=lambda item: item[0],
     )
     deadline_s = scenario.deadline_ms / 1000
-    start = time.monotonic() + 0.05
-    with RssSampler(target.pid) as rss:
+    with no_gc_pauses(), RssSampler(target.pid) as rss:
+        start = time.monotonic() + 0.05  # after the collection no_gc_pauses begins with
         recovery = asyncio.create_task(
             recovery_time(
                 bench.pool,

@@ -23,14 +23,15 @@ import numpy as np
 from loadtest.config import ParetoConfig
 from loadtest.plot import PlotUnavailable, pareto_plot
 from loadtest.raw import planned_batches, served_model, time_interleaved
-from loadtest.report import cpu_description, table, utc_now, write_json
+from loadtest.report import cpu_description, table, utc_now, write_json, write_marked_block
 from loadtest.servers import lone_outcomes, max_run_pairs
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.bundle import Bundle, load_bundle
 from relevance.data import load_pairs
 from relevance.evaluate import evaluate_bundle_model
 
-SECTION_BEGIN, SECTION_END = "<!-- pareto begin -->", "<!-- pareto end -->"
+SECTION = "pareto"  # the <!-- pareto begin --> ... <!-- pareto end --> block of --doc
+SECTION_BEGIN, SECTION_END = f"<!-- {SECTION} begin -->", f"<!-- {SECTION} end -->"
 PLOT_NAME = "pareto.png"
 
 
@@ -144,17 +145,6 @@ def markdown(report: dict[str, Any], plot_link: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(doc: Path, block: str) -> None:
-    """Replace the block between the pareto markers in ``doc`` (append it where there is none)."""
-    text = doc.read_text() if doc.is_file() else ""
-    section = f"{SECTION_BEGIN}\n{block.rstrip()}\n{SECTION_END}"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        text = text[: text.index(SECTION_BEGIN)] + section + text[text.index(SECTION_END) + len(SECTION_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
-
-
 def run(cfg: ParetoConfig, command: str) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,6 +167,6 @@ def run(cfg: ParetoConfig, command: str) -> int:
     text = markdown(report, link)
     (out / "report.md").write_text(text)
     if cfg.doc:
-        write_doc(Path(cfg.doc), text)
+        write_marked_block(Path(cfg.doc), SECTION, text)
     print(text)
     return 0

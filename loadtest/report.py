@@ -453,3 +453,16 @@ def overload_markdown(report: dict[str, Any], recovery_limit_s: float) -> str:
     lines += ["", "Promises (loads at 2x R and above):", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {line}" for line, ok in report["promises"]]
     return "\n".join(lines) + "\n"
+
+
+def write_marked_block(doc: Path, name: str, block: str) -> None:
+    """Replace the block between ``<!-- NAME begin -->`` and ``<!-- NAME end -->`` in ``doc`` (append it,
+    markers included, where there is none), keeping the rest of the file."""
+    begin, end = f"<!-- {name} begin -->", f"<!-- {name} end -->"
+    text = doc.read_text() if doc.is_file() else ""
+    section = f"{begin}\n{block.rstrip()}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)

@@ -2,8 +2,9 @@
 
 A *job* is one request's encoded pairs. The batcher loop
 
-1. waits until pairs are queued, then up to ``max_wait`` until a full ORT run is (under load the
-   queue is never short, so the wait only matters when traffic is light);
+1. waits until pairs are queued, then, while other admitted requests are still being tokenised, up
+   to ``max_wait`` until a full ORT run is (for requests not received yet only ``arrival_wait``, 0 by
+   default: a lone request does not wait; under load the queue fills while a step runs);
 2. cuts a *step* from the head of the queue, FIFO, up to ``max_batch_pairs`` pairs and
    ``max_batch_tokens`` tokens (a large request spans several steps), dropping jobs whose budget ran
    out while they queued (or that could no longer be scored by their caller's deadline), before any
@@ -61,7 +62,8 @@ class BatchLimits:
     max_batch_tokens: int = 4096
     max_run_pairs: int = 16
     sort_window_pairs: int = 0
-    max_wait_s: float = 0.002
+    max_wait_s: float = 0.002  # for requests admitted and being tokenised
+    arrival_wait_s: float = 0.0  # for requests not received yet
     max_queue_pairs: int = 1024
 
 
@@ -245,6 +247,7 @@ class Batcher:
             "last_run_age_s": round(cost.slowdown.age_s, 3),
             "chars_per_token": round(cost.chars_per_token.value, 3),
             "max_wait_ms": self.limits.max_wait_s * 1000,
+            "arrival_wait_ms": self.limits.arrival_wait_s * 1000,
             "loop_lag_ms": round(self.loop_lag() * 1000, 3),
             "lone_request_ms": {"tokens_per_pair": typical, "by_services": cost.lone_estimates_ms(typical)},
             "run_profile": cost.profile.as_dict(),
@@ -262,7 +265,7 @@ class Batcher:
         return Estimate(
             own_s=self.cost.slowed(profiled, pooled),
             ahead_s=self.ahead_s(),
-            wait_s=self.limits.max_wait_s + self.loop_lag(),
+            wait_s=self._window_s() + self.loop_lag(),
             idle=idle,
             profiled_s=profiled,
             pairs=len(lengths),
@@ -310,7 +313,7 @@ class Batcher:
         stale = self.cost.slowdown.age_s >= self.probe_interval_s
         if not (self.idle and stale) or now - self._last_probe < self.probe_interval_s or self.cost.factor <= 1:
             return False
-        profiled = self.limits.max_wait_s + (self.cost.runs_seconds(lengths) if budget.bounds_compute else 0.0)
+        profiled = self._window_s() + (self.cost.runs_seconds(lengths) if budget.bounds_compute else 0.0)
         if profiled > left:
             return False
         self._last_probe = now
@@ -388,15 +391,23 @@ class Batcher:
                     self._step_cost_left_s = 0.0
                     self._running = False
 
+    def _window_s(self) -> float:
+        """How long the batcher would now hold a run that is not full: ``max_wait`` while admitted requests
+        are being tokenised, ``arrival_wait`` for requests not received yet, whichever is longer."""
+        return max(self.limits.arrival_wait_s, self.limits.max_wait_s if self._reserved_pairs else 0.0)
+
     async def _fill_window(self) -> None:
-        """Wait until a full ORT run is queued or the oldest job has waited ``max_wait``.
+        """Wait until a full ORT run is queued or the oldest job has waited as long as :meth:`_window_s`.
 
         Only a run that is not yet full is worth waiting for: more pairs than a run makes more runs, not
         cheaper ones (on CPU; on a GPU set ``max_run_pairs`` = ``max_batch_pairs`` to wait for a full step).
+        Pairs already on their way (admitted, being tokenised) are worth ``max_wait``; traffic that may not
+        come is worth only ``arrival_wait``, 0 by default, so a lone request does not wait (under load
+        the queue fills while a step runs).
         """
-        until = self._queue[0].enqueued_at + self.limits.max_wait_s
         enough = min(self.limits.max_run_pairs, self.limits.max_batch_pairs)
-        while self._queued_pairs < enough and (left := until - time.monotonic()) > 0:
+        while (self._queued_pairs < enough
+               and (left := self._queue[0].enqueued_at + self._window_s() - time.monotonic()) > 0):
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), left)

@@ -72,7 +72,12 @@ class Settings(BaseSettings):
         "but makes the first request of a window wait for all of it",
     )
     max_wait_ms: float = Field(
-        2.0, ge=0, description="how long the batcher waits to fill an ORT run once a pair is queued"
+        2.0, ge=0, description="how long the batcher waits to fill an ORT run with the pairs of requests "
+        "still being tokenised (a lone request does not wait)"
+    )
+    arrival_wait_ms: float = Field(
+        0.0, ge=0, description="how long it also waits for requests not yet received (0: none; on a GPU, "
+        "raise it to fill steps, as Triton's max_queue_delay)"
     )
     max_queue_pairs: int = Field(
         1024, gt=0, description="queued pairs per variant beyond which requests get 503"

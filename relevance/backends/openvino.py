@@ -2,7 +2,7 @@
 
 For bundle graphs whose entry says ``engine: openvino`` (``relevance optimize --engine openvino``
 writes them: the static INT8 graph in standard QDQ operators). On Intel CPUs with AMX, OpenVINO runs
-the INT8 MatMuls on AMX tiles, which ONNX Runtime's CPU kernels do not (``relevance lab engines``
+the INT8 MatMuls on AMX tiles, which ONNX Runtime's CPU kernels do not (``relevance loadtest engines``
 measures both on the machine at hand). Installed with the ``openvino`` extra.
 """
 
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 
 # Runs are padded to a multiple of this many tokens (zeros, masked out: scores unchanged). OpenVINO's CPU
 # plugin builds its kernels for each new input shape (~20 ms the first time, on the 2-CPU Xeon VM), so
@@ -26,7 +25,7 @@ COMPILED_RUN_PAIRS = 16
 
 class OpenVinoBackend:
     def __init__(self, graph: str | Path, intra_op_threads: int = 0, inference_precision: str = "f32",
-                 max_length: int = 0) -> None:
+                 max_length: int = 0, width_multiple: int = WIDTH_MULTIPLE) -> None:
         try:
             import openvino as ov
         except ImportError as err:  # the serving image installs it only with the extra
@@ -51,6 +50,7 @@ class OpenVinoBackend:
         self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._output = self.compiled.output(0)
         self._local = threading.local()  # an infer request holds per-run state: one per calling thread
+        self.width_multiple = width_multiple  # 1 = no padding (a graph whose scores depend on it)
         self.compile_seconds = self.compile_shapes(max_length) if max_length else 0.0
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -59,7 +59,7 @@ class OpenVinoBackend:
             request = self._local.request = self.compiled.create_infer_request()
         feed = {name: inputs[name] for name in self.input_names}
         width = feed["input_ids"].shape[1]
-        extra = -width % WIDTH_MULTIPLE
+        extra = -width % self.width_multiple
         if extra:
             feed = {name: np.pad(a, ((0, 0), (0, extra))) for name, a in feed.items()}
         # infer() releases the GIL while it computes, like ONNX Runtime's run()
@@ -70,7 +70,8 @@ class OpenVinoBackend:
         """Run every padded shape up to ``max_pairs`` x ``max_length`` once, so no request pays for its
         kernels; returns the seconds it took."""
         started = time.perf_counter()
-        for width in range(WIDTH_MULTIPLE, max_length + WIDTH_MULTIPLE, WIDTH_MULTIPLE):
+        step = max(self.width_multiple, 1)
+        for width in range(step, max_length + step, step):
             for pairs in range(1, max_pairs + 1):
                 ids = np.ones((pairs, width), dtype=np.int64)
                 self.predict({"input_ids": ids, "attention_mask": ids, "token_type_ids": np.zeros_like(ids)})

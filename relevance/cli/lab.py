@@ -1,4 +1,4 @@
-"""``relevance lab runtimes | engines | profile | quant-sweep | teacher-strength``: the lab's measurements of the product.
+"""``relevance lab runtimes | profile | quant-sweep | teacher-strength``: the lab's measurements of the product.
 
 Registered where the ``lab`` package is installed (not in the serving image). Importing this module
 imports the torch-free configs only; the tools (and torch, for ``runtimes``) load inside the commands.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from lab.config import EnginesConfig, ProfileConfig, QuantSweepConfig, RuntimesConfig, TeacherStrengthConfig
+from lab.config import ProfileConfig, QuantSweepConfig, RuntimesConfig, TeacherStrengthConfig
 from relevance.cli.options import Extra, command_line, config_command
 
 
@@ -26,13 +26,6 @@ def _runtimes(given: dict, extras: dict) -> None:
     from lab.runtimes import run
 
     _done(run(RuntimesConfig(**given, bundle=str(extras["bundle"])), command_line(extras["ctx"])))
-
-
-def _engines(given: dict, extras: dict) -> None:
-    """ONNX Runtime against OpenVINO (fp32/bf16 and NNCF INT8) on the same student and requests, into --out."""
-    from lab.engines import run
-
-    _done(run(EnginesConfig(**given, bundle=str(extras["bundle"])), command_line(extras["ctx"])))
 
 
 def _profile(given: dict, extras: dict) -> None:
@@ -64,9 +57,6 @@ def register(app: typer.Typer) -> None:
                       no_args_is_help=True)
     lab.command("runtimes")(config_command(RuntimesConfig, _runtimes, exclude=("bundle",), context=True, extras=(
         Extra("bundle", Path, dataclasses.MISSING, "bundle folder (e.g. models/default)", argument=True),)))
-    lab.command("engines")(config_command(EnginesConfig, _engines, exclude=("bundle",), context=True, extras=(
-        Extra("bundle", Path, dataclasses.MISSING, "bundle folder with a static INT8 graph (e.g. models/default)",
-              argument=True),)))
     lab.command("profile")(config_command(ProfileConfig, _profile, exclude=("bundles",), context=True, extras=(
         Extra("bundles", list[Path], dataclasses.MISSING, "bundle folders, profiled on the same batches",
               argument=True),)))

@@ -1,4 +1,4 @@
-"""``relevance loadtest bench | overload | raw | run | queueing``: the service's benchmarks and load tests.
+"""``relevance loadtest bench | engines | overload | pareto | path | raw | run | queueing``: the service's benchmarks and load tests.
 
 Registered where the ``loadtest`` package is installed (not in the serving image). Importing this
 module imports the configs only (:mod:`loadtest.config`); each tool loads inside its command. The
@@ -12,6 +12,7 @@ import typer
 
 from loadtest.config import (
     BenchConfig,
+    EnginesConfig,
     LoadRunConfig,
     OverloadConfig,
     ParetoConfig,
@@ -81,6 +82,17 @@ def _run(given: dict, extras: dict) -> None:
     _done(run(_config(LoadRunConfig, given, ctx), command_line(ctx)))
 
 
+def _engines(given: dict, extras: dict) -> None:
+    """ONNX Runtime against OpenVINO on the same student and requests: pairs/s and dev quality per engine.
+
+    The bundle's INT8 graph under ONNX Runtime, its QDQ twin (what `relevance optimize --engine
+    openvino` ships) and the dequantised fp32 graph under both engines, and NNCF's own INT8."""
+    from loadtest.engines import run
+
+    ctx = extras["ctx"]
+    _done(run(_config(EnginesConfig, given, ctx), command_line(ctx)))
+
+
 def _pareto(given: dict, extras: dict) -> None:
     """Bundles' quality against speed in one run: test macro-F1, RMSE, NDCG@10, raw pairs/s, lone latency.
 
@@ -112,7 +124,8 @@ def _queueing(given: dict, extras: dict) -> None:
 def register(app: typer.Typer) -> None:
     loadtest = typer.Typer(help="Benchmarks and load tests of the service (they write the tables in docs/).",
                            no_args_is_help=True)
-    for name, config, command in (("bench", BenchConfig, _bench), ("overload", OverloadConfig, _overload),
+    for name, config, command in (("bench", BenchConfig, _bench), ("engines", EnginesConfig, _engines),
+                                  ("overload", OverloadConfig, _overload),
                                   ("raw", RawConfig, _raw), ("run", LoadRunConfig, _run),
                                   ("pareto", ParetoConfig, _pareto), ("path", PathConfig, _path),
                                   ("queueing", QueueingConfig, _queueing)):

@@ -1,4 +1,4 @@
-"""``relevance lab engines``: the student rebuilt from a static INT8 graph, and the engine table (numbers not judged)."""
+"""``relevance loadtest engines``: the student rebuilt from a static INT8 graph, and the engine table (numbers not judged)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ def test_a_graph_of_another_scheme_is_refused(tiny_bundle):
 
 def test_engines_writes_a_row_per_engine_with_its_quality(static_bundle, catalog_jsonl, tmp_path):
     out = tmp_path / "bench.md"
-    args = ["lab", "engines", str(static_bundle), "--data", str(catalog_jsonl), "--services", "4", "--requests", "3",
+    args = ["loadtest", "engines", "--bundle", str(static_bundle), "--data", str(catalog_jsonl), "--services", "4", "--requests", "3",
             "--seconds", "0.05", "--threads", "1", "--calibration-split", "train", "--calibration-pairs", "16",
-            "--out", str(out)]
+            "--doc", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     text = out.read_text()
@@ -53,7 +53,8 @@ def test_engines_writes_a_row_per_engine_with_its_quality(static_bundle, catalog
     openvino = ["OpenVINO, QDQ graph (as served)", "OpenVINO, QDQ graph, plugin's default precision",
                 "OpenVINO, rebuilt fp32 graph", "OpenVINO, NNCF INT8 of the fp32 graph"]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows[3:]] == (openvino if _has_openvino() else [])
-    assert f"engines {static_bundle} " in next(line for line in text.splitlines() if line.startswith("Command: "))
+    assert f"--bundle {static_bundle} " in next(line for line in text.splitlines() if line.startswith("Command: "))
+    assert text.count("<!-- engines begin -->") == 1 and text.count("<!-- engines end -->") == 1
 
 
 def _has_openvino() -> bool:

@@ -1,6 +1,6 @@
 """Inference engines for the same student on this CPU: ONNX Runtime (what the bundles ship for) against OpenVINO.
 
-    relevance lab engines models/default
+    relevance loadtest engines --bundle models/default
 
 A bundle ships ONNX Runtime's static INT8 graph, whose Microsoft contrib operators (QEmbedLayerNormalization,
 MatMulIntegerToFloat, MultiHeadAttention) other engines cannot read. So the student is first rebuilt from
@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.config import EnginesConfig
-from lab.runtimes import write_section
+from loadtest.config import EnginesConfig
 from loadtest.raw import planned_batches, served_model, time_interleaved
+from loadtest.report import write_marked_block
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.backends import Backend, OnnxBackend, OpenVinoBackend
 from relevance.bundle import Bundle, load_bundle
@@ -102,13 +102,15 @@ def engine_models(bundle: Bundle, workdir: Path, threads: int, calibration: list
     for name, graph, precision in (("OpenVINO, QDQ graph (as served)", qdq, "f32"),
                                    ("OpenVINO, QDQ graph, plugin's default precision", qdq, ""),
                                    ("OpenVINO, rebuilt fp32 graph", plain, "")):
-        backend = OpenVinoBackend(graph, threads, precision)
+        backend = OpenVinoBackend(graph, threads, precision, max_length=bundle.manifest.max_length)
         models[name] = (model(backend), f"int8 + {backend.inference_precision}" if graph == qdq
                         else backend.inference_precision)
     started = time.perf_counter()
     nncf_graph = nncf_int8(plain, calibration_batches(served, calibration, 32), workdir / "nncf.xml")
     print(f"NNCF quantisation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    backend = OpenVinoBackend(nncf_graph, threads, "")
+    # unpadded: NNCF quantises the attention scores too, masked padding included, so its scores move
+    # with the padding a run gets (the QDQ graph's do not: the gate checks batched against alone)
+    backend = OpenVinoBackend(nncf_graph, threads, "", max_length=bundle.manifest.max_length, width_multiple=1)
     models["OpenVINO, NNCF INT8 of the fp32 graph"] = (model(backend), f"int8 + {backend.inference_precision}")
     return models
 
@@ -141,8 +143,8 @@ def run(cfg: EnginesConfig, command: str) -> int:
             for (name, (_, precision)), rate in zip(models.items(), rates, strict=True)]
     section = render(rows, bundle, cfg, command, run_pairs, rounds)
     print(section)
-    if cfg.out:
-        write_section(Path(cfg.out), "## Engines on this CPU", section)
+    if cfg.doc:
+        write_marked_block(Path(cfg.doc), "engines", section)
     return 0
 
 
@@ -166,9 +168,8 @@ def render(rows: list[EngineRow], bundle: Bundle, cfg: EnginesConfig, command: s
     lines += [f"| {r.name} | {r.precision} | {r.pairs_per_s:.0f} | {r.pairs_per_s / base:.2f}x | "
               f"{r.dev_macro_f1:.4f} | {r.agreement:.2%} |" for r in rows]
     return "\n".join([
-        f"## Engines on this CPU ({m.name} {m.version})",
-        "",
         f"Command: `{command}`  ",
+        f"Bundle: `{cfg.bundle}` ({m.name} {m.version}).  ",
         (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_cpu()}, {cfg.threads} threads per engine, "
         f"{cfg.requests} requests of {cfg.services} `test` services as sorted runs of {run_pairs}, interleaved, "
         f"{rounds} rounds (>= {cfg.seconds:.0f} s per engine); quality on all of `{cfg.dev_split}`; "
@@ -176,7 +177,8 @@ def render(rows: list[EngineRow], bundle: Bundle, cfg: EnginesConfig, command: s
         "",
         *lines,
         "",
-        ("The rebuilt graph is the bundle's student with its INT8 weights dequantised into a standard BERT "
-        "(`lab/engines.py`), so every row runs the same weights; *runs at* is the engine's inference precision."),
+        ("Every row runs the bundle's weights: the QDQ graph is its INT8 graph in standard operators (same int8 "
+         "weights and activation scales, `export/qdq.py`), the fp32 graph its weights dequantised "
+         "(`export/rebuild.py`); *runs at* is the precision the engine computes in."),
         "",
     ])
