@@ -29,16 +29,20 @@ from export.rebuild import student_from_int8_graph
 QUANT_SUFFIX = "_quant_to_float"
 
 
-def qdq_graph(int8_graph: Path, out: Path) -> Path:
-    """Write ``int8_graph`` (ONNX Runtime's static INT8 BERT graph) to ``out`` as the QDQ graph above."""
+def qdq_graph(int8_graph: Path, out: Path, plain_graph: Path | None = None) -> Path:
+    """Write ``int8_graph`` (ONNX Runtime's static INT8 BERT graph) to ``out`` as the QDQ graph above.
+    ``plain_graph``: the student already rebuilt from it and exported (else rebuilt here)."""
     source = onnx.load(str(int8_graph))
     src_inits = {i.name: i for i in source.graph.initializer}
     matmuls = {n.name.removesuffix(QUANT_SUFFIX): n for n in source.graph.node if n.op_type == "MatMulIntegerToFloat"}
     embed = next((n for n in source.graph.node if n.op_type == "QEmbedLayerNormalization"), None)
     if embed is None or not matmuls:
         raise ValueError(f"{int8_graph} is not ONNX Runtime's static INT8 BERT graph; export with --int8-scheme static")
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = onnx.load(str(export_onnx(student_from_int8_graph(int8_graph), Path(tmp) / "plain.onnx")))
+    if plain_graph is not None:
+        plain = onnx.load(str(plain_graph))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = onnx.load(str(export_onnx(student_from_int8_graph(int8_graph), Path(tmp) / "plain.onnx")))
     graph = plain.graph
     inits = {i.name: i for i in graph.initializer}
     added: dict[str, onnx.TensorProto] = {}

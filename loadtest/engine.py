@@ -202,8 +202,8 @@ def generator_cpu_seconds() -> float:
 
 @contextlib.contextmanager
 def no_gc_pauses():
-    """The generator's own garbage collector off for a measured run. A full collection of its heap took
-    30-43 ms on the 2-CPU Xeon VM, during which no request is sent or read: the delay would count against
+    """The generator's own garbage collector off for a measured run. A full collection of its heap takes
+    tens of ms on a 2-CPU VM, during which no request is sent or read: the delay would count against
     the server under test. A run is bounded in requests, so what it leaves uncollected is bounded too.
     Enter it before fixing the schedule's start: the collection it begins with takes that long once."""
     if not gc.isenabled():  # an enclosing block already collected and paused it

@@ -27,7 +27,6 @@ measures >= 1.3x the bundle's graph in one such run.
 
 from __future__ import annotations
 
-import platform
 import random
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import numpy as np
 
 from loadtest.config import EnginesConfig
 from loadtest.raw import planned_batches, served_model, time_interleaved
-from loadtest.report import write_marked_block
+from loadtest.report import cpu_description, write_marked_block
 from loadtest.traffic import DataMissing, build_bodies, load_test_split, pairs_of
 from relevance.backends import Backend, OnnxBackend, OpenVinoBackend
 from relevance.bundle import Bundle, load_bundle
@@ -48,6 +47,8 @@ from relevance.data import load_pairs
 from relevance.evaluate import evaluate_probabilities
 from relevance.model import BundleModel
 from service.settings import Settings
+
+CPU_FLAGS = ("avx512_vnni", "amx_int8", "avx512_bf16")  # what decides which engine's INT8 is fast
 
 
 def nncf_int8(graph: Path, batches: Sequence[dict[str, np.ndarray]], out: Path) -> Path:
@@ -82,7 +83,7 @@ def engine_models(bundle: Bundle, workdir: Path, threads: int, calibration: list
     served = served_model(bundle, threads)
     source = bundle.graph_path(served.precision)
     plain = export_onnx(student_from_int8_graph(source), workdir / "rebuilt.onnx")
-    qdq = qdq_graph(source, workdir / "qdq.onnx")
+    qdq = qdq_graph(source, workdir / "qdq.onnx", plain)
 
     def model(backend: Backend) -> BundleModel:
         return BundleModel(bundle, served.encoder, backend, served.precision)
@@ -148,18 +149,6 @@ def run(cfg: EnginesConfig, command: str) -> int:
     return 0
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                extras = [f for f in ("avx512_vnni", "amx_int8", "avx512_bf16") if f in flags]
-                return f"{line.split(':', 1)[1].strip()} ({', '.join(extras) or 'no VNNI/AMX'})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def render(rows: list[EngineRow], bundle: Bundle, cfg: EnginesConfig, command: str, run_pairs: int, rounds: int) -> str:
     m = bundle.manifest
     base = rows[0].pairs_per_s
@@ -170,7 +159,7 @@ def render(rows: list[EngineRow], bundle: Bundle, cfg: EnginesConfig, command: s
     return "\n".join([
         f"Command: `{command}`  ",
         f"Bundle: `{cfg.bundle}` ({m.name} {m.version}).  ",
-        (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_cpu()}, {cfg.threads} threads per engine, "
+        (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {cpu_description(CPU_FLAGS)}, {cfg.threads} threads per engine, "
         f"{cfg.requests} requests of {cfg.services} `test` services as sorted runs of {run_pairs}, interleaved, "
         f"{rounds} rounds (>= {cfg.seconds:.0f} s per engine); quality on all of `{cfg.dev_split}`; "
         f"NNCF calibrated on {cfg.calibration_pairs} seeded `{cfg.calibration_split}` pairs."),

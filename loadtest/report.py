@@ -78,14 +78,18 @@ def utc_now(fmt: str) -> str:
     return datetime.now(UTC).strftime(fmt)
 
 
-def cpu_description() -> str:
-    model = ""
+def cpu_description(flags: Sequence[str] = ()) -> str:
+    """'2 CPUs, <model name>', followed by which of ``flags`` (cpuinfo names) the CPU has."""
+    text = ""
     try:
         with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+            text = fh.read()
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs{', ' + model if model else ''}"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    found = [f for f in flags if f in text.split()]
+    extras = f" ({', '.join(found) or 'none of ' + ', '.join(flags)})" if flags else ""
+    return f"{os.cpu_count()} CPUs{', ' + model if model else ''}{extras}"
 
 
 def json_ready(value: object) -> object:

@@ -95,8 +95,8 @@ class Engine:
         niced = nice_other_threads(self.settings.worker_nice)
         log.info("worker threads niced", extra={"threads": niced, "nice": self.settings.worker_nice})
         # What start-up built (modules, schemas, tokenizers, models' Python side) is most of the heap and
-        # lives as long as the process: frozen, a full collection no longer walks it. Unfrozen it took
-        # 42 ms on the 2-CPU Xeon VM under load, a stall of the event loop that refusals and probes wait out.
+        # lives as long as the process: frozen, a full collection no longer walks it. Unfrozen, such
+        # collections stalled the event loop under overload, and refusals and probes waited them out.
         gc.collect()
         gc.freeze()
         self.loop_lag.start()
