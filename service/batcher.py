@@ -41,6 +41,7 @@ from service.cost import CostModel, Estimate, RunProfile, profile_shapes
 from service.deadline import Budget
 from service.errors import InferenceFailed, NotReady, Overloaded, ShedReason
 from service.metrics import ServiceMetrics
+from service.timing import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Job:
     probs: np.ndarray
     cost_s: float  # profiled seconds of its runs (what it adds to the queue's estimate)
     admitted: Estimate | None = None  # what admission estimated, checked against the truth when scored
+    timeline: Timeline | None = None  # the request's Server-Timing marks (queue, dispatch, inference)
     enqueued_at: float = field(default_factory=time.monotonic)
     taken: int = 0  # pairs handed to steps so far
     scored: int = 0
@@ -330,7 +332,13 @@ class Batcher:
         if not self._reserved_pairs:
             self._reserved_s = 0.0
 
-    def submit(self, examples: Sequence[Example], budget: Budget, admitted: Estimate | None = None) -> Job:
+    def submit(
+        self,
+        examples: Sequence[Example],
+        budget: Budget,
+        admitted: Estimate | None = None,
+        timeline: Timeline | None = None,
+    ) -> Job:
         """Queue an admitted request's encoded pairs (its reservation becomes the queued job)."""
         if admitted is not None:
             self.release(admitted)
@@ -342,7 +350,8 @@ class Batcher:
             # the default budget bounds the queue wait: it starts now, not before tokenisation
             budget = dataclasses.replace(budget, started=time.monotonic())
         job = Job(
-            examples, budget, future, np.empty((len(examples), self.n_labels), dtype=np.float32), cost, admitted
+            examples, budget, future, np.empty((len(examples), self.n_labels), dtype=np.float32), cost, admitted,
+            timeline,
         )
         self._queue.append(job)
         self._set_queued(self._queued_pairs + len(examples), self._queued_cost_s + cost)
@@ -352,23 +361,30 @@ class Batcher:
     async def result(self, job: Job) -> np.ndarray:
         """The job's probabilities. At the end of its budget a job still queued is withdrawn (503),
         while one already being computed is awaited: admission and the drop of queued work that can
-        no longer finish in time keep that rare, and dropping it would waste work nearly done."""
+        no longer finish in time keep that rare, and dropping it would waste work nearly done.
+
+        The job's future is awaited directly and the budget's end is a timer on the loop (not
+        ``wait_for`` over ``shield``, whose chained futures cost the answer extra loop iterations)."""
+
+        def budget_ended() -> None:
+            if not job.started and not job.future.done() and self._withdraw(job):
+                job.future.set_exception(self._expired())
+
+        timer = asyncio.get_running_loop().call_later(max(0.0, job.budget.end - time.monotonic()), budget_ended)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), max(0.0, job.budget.end - time.monotonic()))
-        except TimeoutError:
-            if not job.started and self._withdraw(job):
-                raise self._expired() from None
             return await job.future
         except asyncio.CancelledError:
             self._withdraw(job)  # the caller went away: free its place in the queue
             raise
+        finally:
+            timer.cancel()
 
     def _withdraw(self, job: Job) -> bool:
-        if job.future.done() or job not in self._queue:
+        """Take a job out of the queue (its future left to the caller); False if it is not queued."""
+        if job not in self._queue:
             return False
         self._queue.remove(job)
         self._set_queued(self._queued_pairs - job.pending, self._queued_cost_s - job.pending_cost_s)
-        job.future.cancel()
         return True
 
     # --- the loop -------------------------------------------------------------------------------
@@ -442,6 +458,8 @@ class Batcher:
             if stop > start:
                 if not job.started:
                     self.metrics.queue_wait.labels(variant=self.variant).observe(now - job.enqueued_at)
+                    if job.timeline is not None:
+                        job.timeline.mark("queue", now)
                 cost = job.pending_cost_s
                 job.taken = stop
                 slices.append(Slice(job, start, stop))
@@ -486,24 +504,39 @@ class Batcher:
         seconds spent inside runs."""
         total = 0.0
         for run in runs:
+            self._mark_dispatched(step, run)
             started = time.perf_counter()
             outcomes = self._run_isolated(step, run)
             seconds = time.perf_counter() - started
             total += seconds
             timing = (len(run), max(len(self._example(step, ref)[0]) for ref in run), seconds)
-            loop.call_soon_threadsafe(self._finish_run, step, outcomes, timing)
+            loop.call_soon_threadsafe(self._finish_run, step, outcomes, timing, time.monotonic())
         return total
 
+    @staticmethod
+    def _mark_dispatched(step: list[Slice], run: list[PairRef]) -> None:
+        """In the batcher's thread: the first run holding a request's pairs is about to start."""
+        now = time.monotonic()
+        for s in {s for s, _ in run}:
+            timeline = step[s].job.timeline
+            if timeline is not None and "dispatch" not in timeline.ends:
+                timeline.mark("dispatch", now)
+
     def _finish_run(
-        self, step: list[Slice], outcomes: list[tuple[list[PairRef], RunOutcome]], timing: RunTiming
+        self,
+        step: list[Slice],
+        outcomes: list[tuple[list[PairRef], RunOutcome]],
+        timing: RunTiming,
+        ended: float,
     ) -> None:
-        """On the loop: a run ended. Its time teaches the cost model (failed runs teach nothing)."""
+        """On the loop: a run ended (at ``ended``, monotonic, in the batcher's thread). Its time teaches
+        the cost model (failed runs teach nothing)."""
         pairs, length, seconds = timing
         self._step_cost_left_s = max(0.0, self._step_cost_left_s - self.cost.run_seconds(pairs, length))
         if len(outcomes) == 1 and not isinstance(outcomes[0][1], Exception):
             self.cost.observe_run(pairs, length, seconds)
         for refs, outcome in outcomes:
-            self._deliver(step, refs, outcome)
+            self._deliver(step, refs, outcome, ended)
 
     def _run_isolated(self, step: list[Slice], run: list[PairRef]) -> list[tuple[list[PairRef], RunOutcome]]:
         """A failed run shared by several jobs is retried job by job, so one job's failure cannot
@@ -522,7 +555,7 @@ class Batcher:
         except Exception as err:  # noqa: BLE001 - a backend failure is the run's outcome, never the thread's
             return err
 
-    def _deliver(self, step: list[Slice], refs: list[PairRef], outcome: RunOutcome) -> None:
+    def _deliver(self, step: list[Slice], refs: list[PairRef], outcome: RunOutcome, ended: float) -> None:
         """On the loop: scatter a run's probabilities to its jobs, completing those now fully scored."""
         slices = [step[s] for s in dict.fromkeys(s for s, _ in refs)]
         if isinstance(outcome, Exception):
@@ -534,6 +567,8 @@ class Batcher:
             step[s].job.scored += 1
         for sl in slices:
             if sl.job.scored == len(sl.job.examples) and not sl.job.future.done():
+                if sl.job.timeline is not None:
+                    sl.job.timeline.mark("inference", ended)
                 sl.job.future.set_result(sl.job.probs)
                 if sl.job.admitted is not None:
                     estimate = sl.job.admitted

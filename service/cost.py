@@ -21,8 +21,10 @@ from tokenised requests), so admission never has to tokenise a request it is abo
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -54,10 +56,14 @@ class RunProfile:
     pairs: tuple[int, ...]
     lengths: tuple[int, ...]
     seconds: np.ndarray  # (len(pairs), len(lengths))
+    _logs: list[list[float]] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.seconds.shape != (len(self.pairs), len(self.lengths)) or not np.all(self.seconds > 0):
             raise ValueError("a run profile needs one positive time per (pairs, length) grid point")
+        # Looked up several times per request on the event loop: plain floats and bisect cost ~1 us a
+        # lookup where numpy's per-call overhead cost tens (hundreds of us per lone request).
+        object.__setattr__(self, "_logs", np.log(self.seconds).tolist())
 
     @classmethod
     def measure(
@@ -100,14 +106,14 @@ class RunProfile:
         ib, il = int(fb), int(fl)
         jb, jl = min(ib + 1, len(self.pairs) - 1), min(il + 1, len(self.lengths) - 1)
         wb, wl = fb - ib, fl - il
-        logs = np.log(self.seconds)
+        logs = self._logs
         value = (
-            (1 - wb) * (1 - wl) * logs[ib, il]
-            + wb * (1 - wl) * logs[jb, il]
-            + (1 - wb) * wl * logs[ib, jl]
-            + wb * wl * logs[jb, jl]
+            (1 - wb) * (1 - wl) * logs[ib][il]
+            + wb * (1 - wl) * logs[jb][il]
+            + (1 - wb) * wl * logs[ib][jl]
+            + wb * wl * logs[jb][jl]
         )
-        return float(math.exp(value))
+        return math.exp(value)
 
     @staticmethod
     def _coord(points: Sequence[int], x: float) -> float:
@@ -116,7 +122,7 @@ class RunProfile:
             return 0.0
         if x >= points[-1]:
             return float(len(points) - 1)
-        k = int(np.searchsorted(points, x, side="right")) - 1
+        k = bisect.bisect_right(points, x) - 1
         lo, hi = points[k], points[k + 1]
         return k + math.log(x / lo) / math.log(hi / lo)
 
@@ -173,7 +179,7 @@ class Slowdown:
             self._recent.clear()  # runs from before a quiet spell say nothing about now
         self._recent.append(math.log(measured_s / profiled_s))
         current = self._decayed(now)
-        target = float(np.median(self._recent))
+        target = statistics.median(self._recent)
         alpha = self.alpha_up if target > current else self.alpha_down
         self._log = current + alpha * (target - current)
         self._at = now

@@ -24,6 +24,7 @@ from service.metrics import ServiceMetrics
 from service.mirror import ShadowMirror
 from service.scoring import Scored, Scorer
 from service.settings import DEFAULT_VARIANT, SHADOW_VARIANT, Settings
+from service.timing import Timeline
 from service.variant import BackendWrapper, ModelLoader, Variant, build_variant
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,16 @@ class Engine:
         return Budget.for_request(deadline_ms, s.default_deadline_ms, s.max_deadline_ms, started)
 
     async def score(
-        self, variant: Variant, query: str, services: list[dict[str, Any]], budget: Budget
+        self,
+        variant: Variant,
+        query: str,
+        services: list[dict[str, Any]],
+        budget: Budget,
+        timeline: Timeline | None = None,
     ) -> Scored:
         """Score on ``variant`` (see :meth:`Scorer.score` for what it raises); a sampled fraction of
         primary traffic is then mirrored to the shadow, in the background."""
-        scored = await self.scorer.score(variant, query, services, budget)
+        scored = await self.scorer.score(variant, query, services, budget, timeline=timeline)
         if variant is not self.shadow:
             self.mirror.maybe_mirror(variant, query, services, scored.probs)
         return scored

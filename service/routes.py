@@ -28,6 +28,7 @@ from service.schemas import (
     RequestLimits,
 )
 from service.scoring import Scored
+from service.timing import Timeline
 from service.variant import Variant
 
 router = APIRouter()
@@ -86,7 +87,7 @@ def _rounded(values: np.ndarray) -> list:
 
 
 def _response(
-    request: Request, body: RelevanceRequest, variant: Variant, scored: Scored, budget: Budget
+    request: Request, body: RelevanceRequest, variant: Variant, scored: Scored, budget: Budget, timeline: Timeline
 ) -> JSONResponse:
     """Build the JSON by hand: validating our own 512-result answer through pydantic would cost more than
     tokenising it. Its shape is :class:`RelevanceResponse`, which the tests check."""
@@ -112,7 +113,11 @@ def _response(
     headers = {"X-Model-Version": info.version, "X-AB-Variant": variant.name, "X-Request-Id": request_id}
     if scored.estimate is not None:
         headers["X-Estimated-Ms"] = f"{scored.estimate.until_scored_s * 1000:.1f}"
-    return _ResultsJSON(content, headers=headers)
+    response = _ResultsJSON(content, headers=headers)
+    done = time.monotonic()
+    timeline.mark("respond", done)
+    response.headers["Server-Timing"] = timeline.header(done)
+    return response
 
 
 async def _score(
@@ -123,15 +128,17 @@ async def _score(
     variant: Variant,
     deadline_ms: float | None,
 ) -> JSONResponse:
+    timeline = Timeline(request.state.started)
+    timeline.mark("parse", time.monotonic())
     request.state.variant = variant.name
     if body.request_id:
         request.state.request_id = body.request_id
     limits.check(body)
     budget = engine.budget(deadline_ms, request.state.started)
     services = [svc.fields() for svc in body.services]
-    scored = await engine.score(variant, body.query, services, budget)
+    scored = await engine.score(variant, body.query, services, budget, timeline)
     request.state.pairs, request.state.cached = len(services), scored.cached
-    return _response(request, body, variant, scored, budget)
+    return _response(request, body, variant, scored, budget, timeline)
 
 
 # What both scoring endpoints declare: one request and response contract, one error table.

@@ -19,6 +19,7 @@ from service.cache import CacheKey, ScoreCache
 from service.cost import Estimate
 from service.deadline import Budget
 from service.metrics import ServiceMetrics
+from service.timing import Timeline
 from service.variant import Variant
 
 
@@ -43,30 +44,36 @@ class Scorer:
         budget: Budget,
         *,
         check_deadline: bool = True,
+        timeline: Timeline | None = None,
     ) -> Scored:
         """Probabilities for every service, from the cache where possible and the batcher otherwise.
 
         Admission runs before tokenisation, on token lengths guessed from characters, so a refusal
         costs no tokenisation. Raises :class:`~service.errors.Overloaded` when admission refuses the
-        misses or their budget runs out in the queue.
+        misses or their budget runs out in the queue. ``timeline`` collects the request's phase marks
+        (:mod:`service.timing`).
         """
         texts = [variant.model.service_text(s) for s in services]
         probs = np.empty((len(texts), len(variant.labels)), dtype=np.float32)
         keys, misses = self._lookup(variant, query, texts, probs)
         if not misses:
+            _mark(timeline, "admit")
             return Scored(probs, len(texts))
         batcher = variant.batcher
         miss_texts = [texts[i] for i in misses]
         estimate = batcher.admit(
             batcher.cost.guess_lengths(query, miss_texts), budget, check_deadline=check_deadline
         )
+        _mark(timeline, "admit")
         try:
             examples = await self._tokenize(variant, query, miss_texts)
         except BaseException:  # cancelled (the caller left) or failed: free the reservation
             batcher.release(estimate)
             raise
+        _mark(timeline, "tokenize")
         batcher.cost.observe_tokens(query, miss_texts, [len(ids) for ids, _ in examples])
-        fresh = await batcher.result(batcher.submit(examples, budget, estimate))
+        fresh = await batcher.result(batcher.submit(examples, budget, estimate, timeline))
+        _mark(timeline, "deliver")
         probs[misses] = fresh
         self._store(keys, misses, fresh)
         return Scored(probs, len(texts) - len(misses), estimate)
@@ -107,3 +114,8 @@ class Scorer:
         )
         self.metrics.tokenization_duration.labels(variant=variant.name).observe(time.perf_counter() - started)
         return examples
+
+
+def _mark(timeline: Timeline | None, phase: str) -> None:
+    if timeline is not None:
+        timeline.mark(phase, time.monotonic())

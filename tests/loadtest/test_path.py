@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from service.timing import PHASES
 from tests.loadtest.commands import relevance_loadtest
 
 
@@ -18,7 +19,13 @@ def test_path_run_reports_compute_and_what_the_service_adds(tiny_bundle, catalog
     for row in report["rows"]:
         assert row["all_200"]
         assert 0 < row["compute_ms"] < row["client_ms"] and row["split_ms"] > 0 and row["tokenise_ms"] > 0
+        assert row["compute_hot_ms"] > 0
+        # every phase of Server-Timing was read from the answers; inference is where the compute went
+        assert set(row["phases_ms"]) == set(PHASES) and row["phases_ms"]["inference"] > 0
+        assert sum(row["phases_ms"].values()) <= row["client_ms"] * 1.5
         # the server's own time sits inside what the client waited for
         assert 0 < row["server_ms"] <= row["client_ms"]
         assert row["beyond_compute_ms"] == round(row["client_ms"] - row["compute_ms"], 2)
-    assert "| services |" in (out / "report.md").read_text()
+        assert 0 < row["path_ms"] < row["client_ms"]
+    text = (out / "report.md").read_text()
+    assert "| services | tokenise ms |" in text and "| services | parse | admit | tokenize |" in text
