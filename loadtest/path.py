@@ -18,8 +18,8 @@ For each request size (1-32 services by default), on the same test-split request
 *Beyond compute* is the client's p50 minus the compute's after the same pause: what the service adds
 to calling the model directly. *Request path* is, per request, the client's latency minus the
 server's own ``tokenize`` and ``inference`` phases: what HTTP, validation, admission, the hops, the
-queue and the JSON cost on the same request, free of the run-to-run spread of the compute. Every number is a median of the same requests, measured in one run;
-run it on a quiet machine.
+queue and the JSON cost on the same request, free of the run-to-run spread of the compute. Every
+number is a median of the same requests, measured in one run; run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -74,14 +74,14 @@ def in_process(
     served, singles = sessions.served, sessions.singles
     tokenise, idle, hot, split = [], [], [], []
 
-    def timed(work: Callable[[], object], into: list[float]) -> None:
-        time.sleep(gap_s)
+    def timed(work: Callable[[], object], into: list[float], pause_s: float = gap_s) -> None:
+        time.sleep(pause_s)
         started = time.perf_counter()
         work()
         into.append(time.perf_counter() - started)
 
     with ThreadPoolExecutor(2) as pool:
-        for i, (query, titles) in enumerate(requests):
+        for query, titles in requests:
             started = time.perf_counter()
             examples = served.encode(query, [{"title": t} for t in titles])
             tokenise.append(time.perf_counter() - started)
@@ -95,9 +95,7 @@ def in_process(
                 list(pool.map(lambda k: [singles[k].backend.predict(b) for b in runs[k::2]], range(2)))
 
             timed(as_served, idle)
-            started = time.perf_counter()
-            as_served()
-            hot.append(time.perf_counter() - started)
+            timed(as_served, hot, pause_s=0.0)
             timed(dealt, split)
     # the first two requests are warm-up: they do not count
     return {"tokenise_ms": _median_ms(tokenise[2:]), "compute_ms": _median_ms(idle[2:]),
@@ -117,15 +115,16 @@ def through_service(bundle: Path, bodies: dict[int, list[bytes]], gap_s: float, 
     outcomes = lone_outcomes(bundle, bodies, gap_s, log, observe=_server_timing)
     rows = {}
     for n, os_ in outcomes.items():
-        timings = [o.info for o in os_ if o.info is not None]
-        # per request: the client's wait less the model's work in the server (tokenisation, inference)
-        path_ms = [o.latency_s * 1000 - o.info.get("tokenize", 0.0) - o.info.get("inference", 0.0)
-                   for o in os_ if o.info is not None]
+        answered = [(o.latency_s * 1000, o.info) for o in os_ if o.info is not None]
+
+        def p50(values: list[float], digits: int = 2) -> float | None:
+            return round(float(np.median(values)), digits) if values else None
+
         rows[n] = {"client_ms": _median_ms([o.latency_s for o in os_]),
-                   "path_ms": round(float(np.median(path_ms)), 2) if path_ms else None,
-                   "server_ms": round(float(np.median([t["total"] for t in timings])), 2) if timings else None,
-                   "phases_ms": {p: round(float(np.median([t.get(p, 0.0) for t in timings])), 3) for p in PHASES}
-                   if timings else {},
+                   # per request: the client's wait less the model's work in the server
+                   "path_ms": p50([ms - t.get("tokenize", 0.0) - t.get("inference", 0.0) for ms, t in answered]),
+                   "server_ms": p50([t["total"] for _, t in answered]),
+                   "phases_ms": {p: p50([t.get(p, 0.0) for _, t in answered], 3) for p in PHASES} if answered else {},
                    "all_200": all(o.status == 200 for o in os_)}
     return rows
 

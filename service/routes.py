@@ -129,7 +129,7 @@ async def _score(
     deadline_ms: float | None,
 ) -> JSONResponse:
     timeline = Timeline(request.state.started)
-    timeline.mark("parse", time.monotonic())
+    timeline.mark("parse")
     request.state.variant = variant.name
     if body.request_id:
         request.state.request_id = body.request_id

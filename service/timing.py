@@ -25,6 +25,7 @@ The marks are ``time.monotonic()`` readings, comparable across threads.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 PHASES = ("parse", "admit", "tokenize", "queue", "dispatch", "inference", "deliver", "respond")
@@ -37,8 +38,9 @@ class Timeline:
     received: float
     ends: dict[str, float] = field(default_factory=dict)
 
-    def mark(self, phase: str, at: float) -> None:
-        self.ends[phase] = at
+    def mark(self, phase: str, at: float | None = None) -> None:
+        """``phase`` ended at ``at`` (default: now)."""
+        self.ends[phase] = time.monotonic() if at is None else at
 
     def durations_ms(self, until: float) -> dict[str, float]:
         """Each reached phase's milliseconds (from the previous reached mark), then ``total``."""
