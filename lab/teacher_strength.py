@@ -5,9 +5,10 @@ A spec file (JSON, committed beside the runs it names) lists the teachers::
     {"teachers": [
       {"name": "SmolLM2-135M DAPT+SFT, calibrated",
        "teacher_metrics": "artifacts/teacher/eval-sft-full-calibrated.json",   # its test macro-F1
+       "labelled_metrics": "artifacts/teacher/eval-sft-full-calibrated-pool.json",  # on the pairs it annotated
        "record": "artifacts/compare/homedepot", "crsd": "crsd", "kd": "teacher_hard"},
       {"name": "oracle: human labels + program chains", "teacher_macro_f1": 1.0,
-       "teacher_note": "the human labels themselves",
+       "teacher_note": "the human labels themselves", "labelled_macro_f1": 1.0,
        "record": "artifacts/compare/oracle", "crsd": "crsd", "kd": "teacher_hard"},
       {"name": "...", "transcribed": {"crsd": [0.3230, 0.0012, 3], "kd": [0.3282, 0.0033, 3]},
        "teacher_macro_f1": 0.3197, "source": "docs/results.md, table rendered from runs whose files are gone"}]}
@@ -16,7 +17,9 @@ For each teacher the table gives the test macro-F1 of the CRSD row and of the la
 (mean ± std over seeds, from the ``metrics.json`` files of ``relevance compare --record``; ``kd_record``
 and ``crsd_record`` when the two rows live in different folders), and their difference with the
 spread of a difference of two means (``sqrt(s_c^2/n_c + s_k^2/n_k)``). The plot puts the difference
-against the teacher's macro-F1. A ``transcribed`` entry carries numbers copied from a table whose
+against the teacher's test macro-F1. ``labelled_metrics`` (``relevance teacher eval --annotations`` of
+the file the students learn from, on its split) or ``labelled_macro_f1`` gives the teacher's macro-F1 on
+the very pairs it labelled, which is what its students see. A ``transcribed`` entry carries numbers copied from a table whose
 run files no longer exist; the table says so beside them.
 """
 
@@ -37,6 +40,7 @@ class Row:
     name: str
     teacher_f1: float
     teacher_note: str
+    labelled_f1: float | None  # on the pairs it labelled for the students (None: not measured)
     crsd: tuple[float, float, int]
     kd: tuple[float, float, int]
     source: str
@@ -66,6 +70,9 @@ def read_spec(path: str | Path) -> list[Row]:
             teacher = read_teacher_metrics(entry["teacher_metrics"])
             teacher_f1 = float(teacher["test"]["macro_f1"])
             note = f"{teacher['n']} test pairs" if teacher.get("n") else ""
+        labelled_f1 = entry.get("labelled_macro_f1")
+        if "labelled_metrics" in entry:
+            labelled_f1 = read_teacher_metrics(entry["labelled_metrics"])["test"]["macro_f1"]
         if "transcribed" in entry:
             crsd, kd = (tuple(entry["transcribed"][k]) for k in ("crsd", "kd"))
             source = entry["source"]
@@ -75,7 +82,8 @@ def read_spec(path: str | Path) -> list[Row]:
             crsd = _row_stats(crsd_record, entry.get("crsd", "crsd"))
             kd = _row_stats(kd_record, entry.get("kd", "teacher_hard"))
             source = crsd_record + (f" (label-only KD: {kd_record})" if kd_record != crsd_record else "")
-        rows.append(Row(entry["name"], teacher_f1, note, crsd, kd, source))
+        rows.append(Row(entry["name"], teacher_f1, note, None if labelled_f1 is None else float(labelled_f1),
+                        crsd, kd, source))
     return rows
 
 
@@ -88,14 +96,16 @@ def _fmt(stats: tuple[float, float, int]) -> str:
 
 def render_markdown(rows: list[Row], plot_ref: str | None = None) -> str:
     lines = ["Test split macro-F1 of the student, mean ± std over seeds (number of seeds in brackets).", "",
-             "| teacher | teacher macro-F1 | label-only KD | CRSD | CRSD - KD (± standard error) | from |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| teacher | teacher macro-F1 (test) | on the pairs it labelled | label-only KD | CRSD "
+             "| CRSD - KD (± standard error) | from |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: r.teacher_f1):
         note = f" ({r.teacher_note})" if r.teacher_note else ""
         seeds = min(r.crsd[2], r.kd[2])
         gain = "-" if seeds == 0 else f"{r.gain:+.4f}" + (
             f" ± {r.gain_spread:.4f}" if seeds > 1 else " (one seed: no spread)")
-        lines.append(f"| {r.name} | {r.teacher_f1:.4f}{note} | {_fmt(r.kd)} | {_fmt(r.crsd)} | {gain} | {r.source} |")
+        labelled = "not measured" if r.labelled_f1 is None else f"{r.labelled_f1:.4f}"
+        lines.append(f"| {r.name} | {r.teacher_f1:.4f}{note} | {labelled} | {_fmt(r.kd)} | {_fmt(r.crsd)} | {gain} | {r.source} |")
     if plot_ref:
         lines += ["", f"![CRSD minus label-only KD against teacher macro-F1]({plot_ref})"]
     return "\n".join(lines) + "\n"
@@ -113,7 +123,7 @@ def plot_curve(rows: list[Row], path: str | Path) -> Path:
         if min(r.crsd[2], r.kd[2]) == 0:
             continue
         ax.errorbar([r.teacher_f1], [r.gain], yerr=[r.gain_spread], fmt="o", capsize=4, label=r.name)
-    ax.set_xlabel("teacher macro-F1 (against the human labels)")
+    ax.set_xlabel("teacher test macro-F1 (against the human labels)")
     ax.set_ylabel("student test macro-F1: CRSD - label-only KD")
     ax.set_title("What reasoning adds, by teacher strength")
     ax.legend(fontsize=7, loc="best")

@@ -271,6 +271,9 @@ class OverloadConfig(ServiceConfig):
     probes_per_s: float = field(default=4.0, metadata={
         "help": "/healthz and /metrics probes per second during a load, taking turns"})
     raw_seconds: float = field(default=4.0, metadata={"help": "seconds to time the raw compute rate"})
+    latch: bool = field(default=True, metadata={
+        "help": "begin with the latch sequence on the fresh server: 10 s of 4-service requests at 5/s, then four "
+                "lone 32-service requests 2 s apart, no deadline header (about 18 s)"})
     lone_repeats: int = field(default=15, metadata={"help": "requests per size in the lone table"})
     lone_gap_s: float = field(default=0.2, metadata={"help": "pause between lone requests, seconds"})
     pause_s: float = field(default=1.0, metadata={"help": "pause between loads, seconds"})

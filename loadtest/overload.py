@@ -4,8 +4,10 @@
 
 In one run: the raw ORT compute rate ``R`` (pairs/s, the service's own run plan) of the scenario's
 pairs, measured before the server starts; then the service with its default settings (``--set`` changes
-one), and on the idle server lone requests of 1-256 services without a deadline header: measured latency
-against the server's estimate (``X-Estimated-Ms``). Then open-loop Poisson traffic
+one). On the fresh server, the sequence that once latched admission shut: 10 s of 4-service requests at
+5 a second, then four lone 32-service requests 2 s apart, none with a deadline header (every one must be
+answered). Then on the idle server lone requests of 1 to ``max_services`` services without a deadline
+header: measured latency against the server's estimate (``X-Estimated-Ms``). Then open-loop Poisson traffic
 (``loadtest/scenarios/overload.json``: 1-128 services per request, Zipf-popular queries so the cache
 plays its real part, ``X-Deadline-Ms`` on every request) at multiples of ``R``. Per load it reports
 goodput (pairs answered inside their deadline, measured from the scheduled send time, per second), the
@@ -61,13 +63,17 @@ from loadtest.servers import (
     Target,
     max_run_pairs,
     service_command,
+    setting,
     settings_env,
     started_server,
 )
 from loadtest.traffic import PRIMARY_PATH, DataMissing, Draw, Traffic, read_reply
 
 HEALTHZ, METRICS = "/healthz", "/metrics"
-LONE_SIZES = (1, 8, 32, 64, 128, 256)
+LONE_SIZES = (1, 8, 32, 64, 128, 256, 512)  # up to the service's max_services (lone_sizes)
+# the latch sequence: small requests at a steady rate, then large lone ones, no deadline header
+LATCH_SMALL_SERVICES, LATCH_SMALL_RATE_RPS, LATCH_SMALL_S = 4, 5.0, 10.0
+LATCH_LARGE_SERVICES, LATCH_LARGE_COUNT, LATCH_LARGE_GAP_S = 32, 4, 2.0
 RECOVERY_SERVICES = 32  # services of a recovery probe
 RECOVERY_PERIOD_S = 0.05
 RECOVERY_STREAK = 3  # consecutive on-time answers that count as normal service
@@ -140,9 +146,26 @@ def step_metrics(
     }
 
 
-def promise_checks(steps: Sequence[LoadStep], lone: Sequence[dict]) -> list[tuple[str, bool]]:
+def lone_sizes(max_services: int) -> tuple[int, ...]:
+    """The lone table's request sizes: :data:`LONE_SIZES` up to ``max_services``, and ``max_services`` itself."""
+    return tuple(sorted({n for n in LONE_SIZES if n < max_services} | {max_services}))
+
+
+def promise_checks(
+    steps: Sequence[LoadStep], lone: Sequence[dict], latch: dict | None = None
+) -> list[tuple[str, bool]]:
     """The issue's promises, for the loads at 2x R and above: (line, passed)."""
     out = []
+    if latch is not None:
+        statuses = ", ".join(map(str, latch["large"]["statuses"]))
+        out.append(
+            (
+                f"after {latch['small']['seconds']:g} s of {latch['small']['services']}-service requests at "
+                f"{latch['small']['rate_rps']:g}/s, {latch['large']['requests']} lone "
+                f"{latch['large']['services']}-service requests without a header: all 200 ({statuses})",
+                latch["large"]["all_200"],
+            )
+        )
     for s in steps:
         if s.multiple < 2:
             continue
@@ -162,7 +185,7 @@ def promise_checks(steps: Sequence[LoadStep], lone: Sequence[dict]) -> list[tupl
                 s.recovery_s is not None and s.recovery_s <= 1.0,
             ),
         ]
-    sizes = f"{min(LONE_SIZES)}-{max(LONE_SIZES)}"
+    sizes = f"{min(r['services'] for r in lone)}-{max(r['services'] for r in lone)}" if lone else "no"
     out.append(
         (f"lone requests of {sizes} services without a header: all 200", all(r["all_200"] for r in lone))
     )
@@ -226,7 +249,8 @@ class Bench:
 
     def __post_init__(self) -> None:
         # the same queries, candidate lists as long as the largest lone request; with and without the deadline
-        self._wide = {True: self.traffic.with_changes(services=max(LONE_SIZES))}
+        self.lone_sizes = lone_sizes(int(setting(self.cfg.settings, "max_services")))
+        self._wide = {True: self.traffic.with_changes(services=max(self.lone_sizes))}
         self._wide[False] = self._wide[True].with_changes(deadline_ms=None)
         self._fresh = fresh_ranks(len(self.traffic.queries))
 
@@ -300,11 +324,45 @@ def _estimate(reply: Reply) -> float | None:
     return float(reply.headers["x-estimated-ms"]) if "x-estimated-ms" in reply.headers else None
 
 
+def _statuses(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    return {
+        "requests": len(outcomes),
+        "statuses": sorted({o.status for o in outcomes}),
+        "all_200": bool(outcomes) and all(o.status == 200 for o in outcomes),
+        "p50_ms": round(float(np.median([o.latency_s for o in outcomes])) * 1000, 1) if outcomes else None,
+    }
+
+
+async def latch_sequence(bench: Bench) -> dict[str, Any]:
+    """The sequence that once latched admission shut on an idle server: small requests at a steady rate,
+    then large lone ones a few seconds apart; no deadline header on any, each a fresh query."""
+    small = [
+        bench.fresh_request(LATCH_SMALL_SERVICES, deadline=False)
+        for _ in range(int(LATCH_SMALL_RATE_RPS * LATCH_SMALL_S))
+    ]
+    timeout = bench.cfg.timeout
+    small_out = await run_closed_loop(bench.pool, small, timeout, period_s=1 / LATCH_SMALL_RATE_RPS)
+    await asyncio.sleep(LATCH_LARGE_GAP_S)
+    large = [bench.fresh_request(LATCH_LARGE_SERVICES, deadline=False) for _ in range(LATCH_LARGE_COUNT)]
+    large_out = await run_closed_loop(bench.pool, large, timeout, gap_s=LATCH_LARGE_GAP_S)
+    result = {
+        "small": {"services": LATCH_SMALL_SERVICES, "rate_rps": LATCH_SMALL_RATE_RPS, "seconds": LATCH_SMALL_S,
+                  **_statuses(small_out)},
+        "large": {"services": LATCH_LARGE_SERVICES, "gap_s": LATCH_LARGE_GAP_S, **_statuses(large_out)},
+    }  # fmt: skip
+    print(
+        f"latch sequence: {len(small_out)} x {LATCH_SMALL_SERVICES} services -> {result['small']['statuses']}, "
+        f"then {len(large_out)} x {LATCH_LARGE_SERVICES} -> {result['large']['statuses']}",
+        flush=True,
+    )
+    return result
+
+
 async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[str, Any]]:
     """Lone requests on the idle server, no deadline header, one at a time ``gap_s`` apart, each a fresh
     query (no cache hits): client latency against the server's ``X-Estimated-Ms``."""
     rows = []
-    for n in LONE_SIZES:
+    for n in bench.lone_sizes:
         requests = [bench.fresh_request(n, deadline=False) for _ in range(repeats)]
         outcomes = await run_closed_loop(
             bench.pool, requests, bench.cfg.timeout, gap_s=gap_s, observe=_estimate
@@ -366,18 +424,19 @@ def run(cfg: OverloadConfig, command: str) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     steps: list[LoadStep] = []
 
-    async def drive(bench: Bench) -> list[dict[str, Any]]:
+    async def drive(bench: Bench) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        latch = await latch_sequence(bench) if cfg.latch else None
         lone = await lone_requests(bench, cfg.lone_repeats, cfg.lone_gap_s)
         for k, multiple in enumerate(cfg.multiples):
             await asyncio.sleep(cfg.pause_s)
             steps.append(await load_step(bench, multiple, raw_pairs_s, scenario.seed + k))
             print(overload_step_line(steps[-1]), flush=True)
-        return lone
+        return latch, lone
 
     with started_server(
         lambda port: service_command(bundle, port), settings_env(settings), out_dir / "server.log"
     ) as target:
-        lone = with_pool(target.host, target.port, lambda pool: drive(Bench(pool, traffic, target, cfg)))
+        latch, lone = with_pool(target.host, target.port, lambda pool: drive(Bench(pool, traffic, target, cfg)))
     report: dict[str, Any] = {
         "command": command,
         "date": utc_now("%Y-%m-%d %H:%M UTC"),
@@ -392,8 +451,9 @@ def run(cfg: OverloadConfig, command: str) -> int:
         "traffic": traffic.summary(),
         "steps": [asdict(s) for s in steps],
         "lone_repeats": cfg.lone_repeats,
+        "latch": latch,
         "lone": lone,
-        "promises": promise_checks(steps, lone),
+        "promises": promise_checks(steps, lone, latch),
     }
     text = overload_markdown(report, RECOVERY_LIMIT_S)
     write_json(out_dir / "report.json", report)

@@ -435,6 +435,19 @@ def overload_markdown(report: dict[str, Any], recovery_limit_s: float) -> str:
     ]
     if refusals:
         lines += ["", "Refusals (503) by error code: " + "; ".join(refusals) + "."]
+    latch = report.get("latch")
+    if latch:
+        small, large = latch["small"], latch["large"]
+        lines += [
+            "",
+            (
+                f"Latch sequence on the fresh server, no `X-Deadline-Ms` (each a new query): {small['requests']} "
+                f"requests of {small['services']} services at {small['rate_rps']:g}/s (statuses "
+                f"{', '.join(map(str, small['statuses']))}, p50 {or_na(small['p50_ms'])} ms), then "
+                f"{large['requests']} lone requests of {large['services']} services {large['gap_s']:g} s apart "
+                f"(statuses {', '.join(map(str, large['statuses']))}, p50 {or_na(large['p50_ms'])} ms)."
+            ),
+        ]
     lines += [
         "",
         (

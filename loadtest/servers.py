@@ -47,11 +47,16 @@ def settings_env(settings: dict[str, Any]) -> dict[str, str]:
     return {f"RELEVANCE_{name.upper()}": text(value) for name, value in settings.items()}
 
 
-def max_run_pairs(settings: dict[str, Any]) -> int:
-    """The ``max_run_pairs`` a service started with ``settings`` plans its runs with."""
+def setting(settings: dict[str, Any], name: str) -> Any:
+    """The value of setting ``name`` in a service started with ``settings`` (given there, else its default)."""
     from service.settings import Settings
 
-    return int(settings.get("max_run_pairs", Settings.model_fields["max_run_pairs"].default))
+    return settings.get(name, Settings.model_fields[name].default)
+
+
+def max_run_pairs(settings: dict[str, Any]) -> int:
+    """The ``max_run_pairs`` a service started with ``settings`` plans its runs with."""
+    return int(setting(settings, "max_run_pairs"))
 
 
 # -- processes ----------------------------------------------------------------------------------------

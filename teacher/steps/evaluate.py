@@ -40,6 +40,9 @@ class TeacherEvalConfig(GenerateBase):
 
     out: str = field(default="", metadata={"help": "write the metrics JSON here ('' = print only)"})
     outputs: str = field(default="", metadata={"help": "write each output (id, text, probs) as JSONL here"})
+    annotations: str = field(default="", metadata={
+        "help": "measure the outputs recorded in this annotation file instead of running the teacher (--teacher "
+                "unused): the split's pairs it has a record of, failed records counted as wrong"})
     split: str = field(default="test", metadata={"help": "split to evaluate"})
     n_pairs: int = field(default=300, metadata={"help": "evaluate a seeded random sample of N pairs (0 = all)"})
     balanced: bool = field(default=False, metadata={"help": "sample the same number of pairs per label"})
@@ -87,8 +90,22 @@ def evaluate_outputs(pairs: Sequence[Pair], completions: Sequence[Completion], w
 
 
 def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = None) -> dict:
-    """Generate greedily for a seeded sample of ``cfg.split`` and measure (``cfg.out`` gets the JSON)."""
-    pairs = sample_pairs(load_pairs(cfg.data, cfg.split), cfg.n_pairs, cfg.seed, balanced=cfg.balanced)
+    """Generate greedily for a seeded sample of ``cfg.split`` and measure (``cfg.out`` gets the JSON).
+
+    With ``cfg.annotations`` the sample is drawn from the pairs the file has a record of, and the
+    recorded outputs are measured (:class:`~teacher.backends.recorded.RecordedBackend`).
+    """
+    split = load_pairs(cfg.data, cfg.split)
+    unrecorded = None
+    if backend is None and cfg.annotations:
+        from teacher.backends.recorded import RecordedBackend
+
+        backend = RecordedBackend(cfg.annotations)
+        recorded = [p for p in split if p.id in backend]
+        unrecorded, split = len(split) - len(recorded), recorded
+        if not split:
+            raise ValueError(f"{cfg.annotations} has no record of a {cfg.split} pair")
+    pairs = sample_pairs(split, cfg.n_pairs, cfg.seed, balanced=cfg.balanced)
     load_s = 0.0
     if backend is None:
         from teacher.backends.local import LocalBackend
@@ -101,10 +118,15 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
     completions = [c for (c,) in backend.complete(pairs, sample=False, n=1)]
     seconds = time.perf_counter() - t0
     result = evaluate_outputs(pairs, completions, cfg.weights)
-    result |= {"teacher": {"name": backend.name, "version": backend.version, "path": cfg.teacher},
-               "prompt_version": backend.template.tag, "split": cfg.split, "seed": cfg.seed,
+    result |= {"teacher": {"name": backend.name, "version": backend.version,
+                           "path": cfg.annotations or cfg.teacher},
+               # a replayed file's records name the prompt they were made with; a live backend's template does
+               "prompt_version": getattr(backend, "prompt_version", None) or backend.template.tag, "split": cfg.split, "seed": cfg.seed,
                "balanced": cfg.balanced, "generate_seconds": round(seconds, 1), "load_seconds": round(load_s, 1),
-               "pairs_per_s": round(len(pairs) / seconds, 3) if seconds else None}
+               # replaying records measures nothing of the teacher's speed
+               "pairs_per_s": round(len(pairs) / seconds, 3) if seconds and unrecorded is None else None}
+    if unrecorded is not None:
+        result |= {"annotations": cfg.annotations, "split_pairs_without_record": unrecorded}
     model = getattr(backend, "model", None)  # local backends: the compression ratio needs the size
     if model is not None and hasattr(model, "parameters"):
         result["parameters"] = sum(p.numel() for p in model.parameters())

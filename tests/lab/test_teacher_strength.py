@@ -22,11 +22,13 @@ def _spec(tmp_path):
         _run(record, "teacher_hard", seed, kd)
         _run(record, "crsd", seed, crsd)
     (tmp_path / "teacher.json").write_text(json.dumps({"n": 300, "macro_f1": 0.35, "teacher": {"name": "t"}}))
+    (tmp_path / "teacher-pool.json").write_text(json.dumps({"n": 5050, "macro_f1": 0.31, "split": "pool"}))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"teachers": [
         {"name": "weak", "teacher_metrics": str(tmp_path / "teacher.json"),
+         "labelled_metrics": str(tmp_path / "teacher-pool.json"),
          "transcribed": {"crsd": [0.32, 0.001, 3], "kd": [0.33, 0.003, 3]}, "source": "an old table"},
-        {"name": "oracle", "teacher_macro_f1": 1.0, "record": str(record)},
+        {"name": "oracle", "teacher_macro_f1": 1.0, "labelled_macro_f1": 1.0, "record": str(record)},
         {"name": "oracle, label line", "teacher_macro_f1": 1.0, "crsd_record": str(label_line),
          "kd_record": str(record)},
     ]}))
@@ -36,6 +38,7 @@ def _spec(tmp_path):
 def test_rows_from_recorded_runs_and_transcribed_numbers(tmp_path):
     weak, oracle, pending = read_spec(_spec(tmp_path))
     assert weak.teacher_f1 == 0.35 and weak.teacher_note == "300 test pairs" and weak.source == "an old table"
+    assert weak.labelled_f1 == 0.31 and oracle.labelled_f1 == 1.0 and pending.labelled_f1 is None
     assert weak.gain == pytest.approx(-0.01) and weak.gain_spread == pytest.approx((0.001**2 / 3 + 0.003**2 / 3) ** 0.5)
     assert oracle.kd[0] == pytest.approx(0.41) and oracle.crsd[0] == pytest.approx(0.45) and oracle.crsd[2] == 2
     assert oracle.gain == pytest.approx(0.04)
@@ -53,6 +56,7 @@ def test_command_writes_the_section_and_the_plot(tmp_path):
     assert result.exit_code == 0, result.output + repr(result.exception)
     text = doc.read_text()
     assert "STALE BLOCK" not in text and text.count("results:teacher-strength begin") == 1
-    assert "| oracle | 1.0000 | 0.4100 ± 0.0141 (2) | 0.4500 ± 0.0141 (2) | +0.0400 ± 0.0141 |" in text
+    assert "| oracle | 1.0000 | 1.0000 | 0.4100 ± 0.0141 (2) | 0.4500 ± 0.0141 (2) | +0.0400 ± 0.0141 |" in text
+    assert "| weak | 0.3500 (300 test pairs) | 0.3100 |" in text and "| not measured |" in text
     assert "not run yet" in text and "an old table" in text and "](img/curve.png)" in text
     assert plot.read_bytes()[:4] == b"\x89PNG"

@@ -19,6 +19,7 @@ from loadtest.overload import (
     RECOVERY_LIMIT_S,
     LoadStep,
     fresh_ranks,
+    lone_sizes,
     observe,
     promise_checks,
     recovery_time,
@@ -94,7 +95,7 @@ def _step(multiple: float, goodput: float, late: float = 0.0, refusal=5.0, recov
 
 
 def test_promise_checks_judge_the_overloaded_steps_only():
-    lone = [{"all_200": True}]
+    lone = [{"services": 1, "all_200": True}]
     steps = [_step(0.5, 50, late=0.2), _step(1, 100), _step(2, 95), _step(5, 85, refusal=None)]
     checks = promise_checks(steps, lone)
     assert all(ok for _, ok in checks)  # the late answers at 0.5x are not a promise of this benchmark
@@ -106,7 +107,7 @@ def test_promise_checks_judge_the_overloaded_steps_only():
         False,
     ]
     failing = promise_checks(
-        [_step(1, 100), _step(2, 70, late=0.02, refusal=30, recovery=None)], [{"all_200": False}]
+        [_step(1, 100), _step(2, 70, late=0.02, refusal=30, recovery=None)], [{"services": 1, "all_200": False}]
     )
     assert [ok for _, ok in failing] == [False, False, False, False, False]
     at_the_limits = [_step(1, 100), _step(2, 80, late=0.01, refusal=20, recovery=1.0)]
@@ -185,7 +186,26 @@ def test_markdown_says_n_a_where_the_service_gave_no_estimate():
     assert "`deadline_unmeetable` 20" in text and "`log_level=warning`" in text
 
 
-def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, tmp_path):
+def test_lone_sizes_reach_the_services_limit():
+    assert lone_sizes(512) == (1, 8, 32, 64, 128, 256, 512)
+    assert lone_sizes(100) == (1, 8, 32, 64, 100) and lone_sizes(8) == (1, 8)
+
+
+def test_the_latch_sequence_is_a_promise_of_its_own():
+    latch = {"small": {"services": 4, "rate_rps": 5.0, "seconds": 10.0},
+             "large": {"services": 32, "requests": 4, "statuses": [200, 503], "all_200": False}}
+    checks = promise_checks([], [{"services": 1, "all_200": True}], latch)
+    assert checks[0] == ("after 10 s of 4-service requests at 5/s, 4 lone 32-service requests without a header: "
+                         "all 200 (200, 503)", False)
+    assert checks[1] == ("lone requests of 1-1 services without a header: all 200", True)
+
+
+def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, tmp_path, monkeypatch):
+    import loadtest.overload
+
+    # the latch sequence in miniature: 5 small requests, then 4 large ones 0.1 s apart
+    monkeypatch.setattr(loadtest.overload, "LATCH_SMALL_S", 1.0)
+    monkeypatch.setattr(loadtest.overload, "LATCH_LARGE_GAP_S", 0.1)
     scenario = tmp_path / "overload.yaml"
     scenario.write_text(yaml.safe_dump({
         "name": "smoke-overload", "queries": {"split": None, "pool": 200, "zipf_exponent": 1.0},
@@ -195,7 +215,7 @@ def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, t
     args = ["--bundle", str(tiny_bundle), "--data", str(catalog_jsonl), "--scenario", str(scenario),
             "--multiples", "2,0.5", "--duration", "1", "--raw-seconds", "0.3", "--lone-repeats", "2",
             "--lone-gap-s", "0.02", "--pause-s", "0.2", "--deadline-ms", "2000", "--max-requests", "200",
-            "--out-dir", str(out)]  # fmt: skip
+            "--set", "max_services=64", "--out-dir", str(out)]  # fmt: skip
     code = main(args)
     report = json.loads((out / "report.json").read_text())
     assert code in (0, 1)  # the promises are judged, not assumed, on a machine the tests share
@@ -212,7 +232,10 @@ def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, t
         assert s["peak_rss_mb"] > 10 and s["server_cpu_share"] > 0 and s["generator_cpu_share"] > 0
         assert s["healthz_p99_ms"] > 0 and s["metrics_p99_ms"] > 0  # probes were sent during the load
         assert s["recovery_s"] is None or 0 <= s["recovery_s"] <= 5
-    assert [r["services"] for r in report["lone"]] == [1, 8, 32, 64, 128, 256]
+    assert [r["services"] for r in report["lone"]] == [1, 8, 32, 64]  # up to the server's max_services
+    small, large = report["latch"]["small"], report["latch"]["large"]
+    assert small["requests"] == 5 and small["services"] == 4 and large["requests"] == 4 and large["services"] == 32
+    assert large["all_200"] == (large["statuses"] == [200])
     assert all(r["requests"] == 2 and set(r["statuses"]) <= {200, 503} for r in report["lone"])
     for r in report["lone"]:
         if r["estimate_ms"] is not None:
@@ -220,7 +243,8 @@ def test_overload_run_writes_report_table_and_plot(tiny_bundle, catalog_jsonl, t
             p50, est = r["p50_ms"], r["estimate_ms"]
             low, high = (p50 - 0.05) / (est + 0.05), (p50 + 0.05) / max(est - 0.05, 1e-9)
             assert low - 0.005 <= r["measured_over_estimate"] <= high + 0.005
-    assert len(report["promises"]) == 4 + 1  # 2x R, and the lone table
+    assert len(report["promises"]) == 1 + 4 + 1  # the latch sequence, 2x R, and the lone table
     text = (out / "report.md").read_text()
+    assert "Latch sequence on the fresh server" in text
     assert "| offered |" in text and "| services | p50 ms |" in text and ("PASS" in text or "FAIL" in text)
     assert (out / "overload.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
