@@ -467,7 +467,7 @@ def overload_markdown(report: dict[str, Any], recovery_limit_s: float) -> str:
             for r in report["lone"]
         ],
     )  # fmt: skip
-    lines += ["", "Promises (loads at 2x R and above):", ""]
+    lines += ["", "Promises (the latch sequence, the loads at 2x R and above, the lone table):", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {line}" for line, ok in report["promises"]]
     return "\n".join(lines) + "\n"
 
