@@ -16,7 +16,8 @@ A spec file (JSON, committed beside the runs it names) lists the teachers::
 For each teacher the table gives the test macro-F1 of the CRSD row and of the label-only KD row
 (mean ± std over seeds, from the ``metrics.json`` files of ``relevance compare --record``; ``kd_record``
 and ``crsd_record`` when the two rows live in different folders), and their difference with the
-spread of a difference of two means (``sqrt(s_c^2/n_c + s_k^2/n_k)``). The plot puts the difference
+spread of a difference of two means (``sqrt(s_c^2/n_c + s_k^2/n_k)``); beside them the soft-label KD
+row (``teacher_soft``, in the label-only KD's folder) where the teacher gave probabilities. The plot puts the difference
 against the teacher's test macro-F1. ``labelled_metrics`` (``relevance teacher eval --annotations`` of
 the file the students learn from, on its split) or ``labelled_macro_f1`` gives the teacher's macro-F1 on
 the very pairs it labelled, which is what its students see. A ``transcribed`` entry carries numbers copied from a table whose
@@ -44,6 +45,7 @@ class Row:
     crsd: tuple[float, float, int]
     kd: tuple[float, float, int]
     source: str
+    soft: tuple[float, float, int] = (math.nan, math.nan, 0)  # soft-label KD, where the teacher gave probabilities
 
     @property
     def gain(self) -> float:
@@ -73,6 +75,7 @@ def read_spec(path: str | Path) -> list[Row]:
         labelled_f1 = entry.get("labelled_macro_f1")
         if "labelled_metrics" in entry:
             labelled_f1 = read_teacher_metrics(entry["labelled_metrics"])["test"]["macro_f1"]
+        soft: tuple[float, float, int] = (math.nan, math.nan, 0)
         if "transcribed" in entry:
             crsd, kd = (tuple(entry["transcribed"][k]) for k in ("crsd", "kd"))
             source = entry["source"]
@@ -81,9 +84,10 @@ def read_spec(path: str | Path) -> list[Row]:
             kd_record = entry.get("kd_record") or entry["record"]
             crsd = _row_stats(crsd_record, entry.get("crsd", "crsd"))
             kd = _row_stats(kd_record, entry.get("kd", "teacher_hard"))
+            soft = _row_stats(kd_record, entry.get("soft", "teacher_soft"))
             source = crsd_record + (f" (label-only KD: {kd_record})" if kd_record != crsd_record else "")
         rows.append(Row(entry["name"], teacher_f1, note, None if labelled_f1 is None else float(labelled_f1),
-                        crsd, kd, source))
+                        crsd, kd, source, soft))
     return rows
 
 
@@ -97,15 +101,17 @@ def _fmt(stats: tuple[float, float, int]) -> str:
 def render_markdown(rows: list[Row], plot_ref: str | None = None) -> str:
     lines = ["Test split macro-F1 of the student, mean ± std over seeds (number of seeds in brackets).", "",
              "| teacher | teacher macro-F1 (test) | on the pairs it labelled | label-only KD | CRSD "
-             "| CRSD - KD (± standard error) | from |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| CRSD - KD (± standard error) | soft-label KD | from |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: r.teacher_f1):
         note = f" ({r.teacher_note})" if r.teacher_note else ""
         seeds = min(r.crsd[2], r.kd[2])
         gain = "-" if seeds == 0 else f"{r.gain:+.4f}" + (
             f" ± {r.gain_spread:.4f}" if seeds > 1 else " (one seed: no spread)")
         labelled = "not measured" if r.labelled_f1 is None else f"{r.labelled_f1:.4f}"
-        lines.append(f"| {r.name} | {r.teacher_f1:.4f}{note} | {labelled} | {_fmt(r.kd)} | {_fmt(r.crsd)} | {gain} | {r.source} |")
+        soft = _fmt(r.soft) if r.soft[2] else "-"
+        lines.append(f"| {r.name} | {r.teacher_f1:.4f}{note} | {labelled} | {_fmt(r.kd)} | {_fmt(r.crsd)} | {gain} "
+                     f"| {soft} | {r.source} |")
     if plot_ref:
         lines += ["", f"![CRSD minus label-only KD against teacher macro-F1]({plot_ref})"]
     return "\n".join(lines) + "\n"

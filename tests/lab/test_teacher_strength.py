@@ -21,6 +21,7 @@ def _spec(tmp_path):
     for seed, (kd, crsd) in {1: (0.40, 0.44), 2: (0.42, 0.46)}.items():
         _run(record, "teacher_hard", seed, kd)
         _run(record, "crsd", seed, crsd)
+        _run(record, "teacher_soft", seed, kd + 0.01)
     (tmp_path / "teacher.json").write_text(json.dumps({"n": 300, "macro_f1": 0.35, "teacher": {"name": "t"}}))
     (tmp_path / "teacher-pool.json").write_text(json.dumps({"n": 5050, "macro_f1": 0.31, "split": "pool"}))
     spec = tmp_path / "spec.json"
@@ -43,6 +44,7 @@ def test_rows_from_recorded_runs_and_transcribed_numbers(tmp_path):
     assert oracle.kd[0] == pytest.approx(0.41) and oracle.crsd[0] == pytest.approx(0.45) and oracle.crsd[2] == 2
     assert oracle.gain == pytest.approx(0.04)
     assert pending.crsd[2] == 0 and pending.kd[2] == 2  # its CRSD row has no run yet
+    assert oracle.soft[0] == pytest.approx(0.42) and oracle.soft[2] == 2 and weak.soft[2] == 0
 
 
 def test_command_writes_the_section_and_the_plot(tmp_path):
@@ -56,7 +58,7 @@ def test_command_writes_the_section_and_the_plot(tmp_path):
     assert result.exit_code == 0, result.output + repr(result.exception)
     text = doc.read_text()
     assert "STALE BLOCK" not in text and text.count("results:teacher-strength begin") == 1
-    assert "| oracle | 1.0000 | 1.0000 | 0.4100 ± 0.0141 (2) | 0.4500 ± 0.0141 (2) | +0.0400 ± 0.0141 |" in text
+    assert "| oracle | 1.0000 | 1.0000 | 0.4100 ± 0.0141 (2) | 0.4500 ± 0.0141 (2) | +0.0400 ± 0.0141 | 0.4200 ± 0.0141 (2) |" in text
     assert "| weak | 0.3500 (300 test pairs) | 0.3100 |" in text and "| not measured |" in text
     assert "not run yet" in text and "an old table" in text and "](img/curve.png)" in text
     assert plot.read_bytes()[:4] == b"\x89PNG"
