@@ -369,24 +369,24 @@ async def lone_requests(bench: Bench, repeats: int, gap_s: float) -> list[dict[s
         )
         latencies = [o.latency_s for o in outcomes]
         estimates = [o.info for o in outcomes if o.info is not None]
-        statuses = sorted({o.status for o in outcomes})
+        seen = _statuses(outcomes)
         p50 = float(np.median(latencies)) * 1000
         estimate = float(np.median(estimates)) if estimates else None
         rows.append(
             {
                 "services": n,
-                "requests": repeats,
-                "p50_ms": round(p50, 1),
+                "requests": seen["requests"],
+                "p50_ms": seen["p50_ms"],
                 "p90_ms": round(float(np.percentile(latencies, 90)) * 1000, 1),
                 "estimate_ms": round(estimate, 1) if estimate is not None else None,
                 "measured_over_estimate": round(p50 / estimate, 2) if estimate else None,
-                "statuses": statuses,
-                "all_200": all(o.status == 200 for o in outcomes),
+                "statuses": seen["statuses"],
+                "all_200": seen["all_200"],
             }
         )
         print(
             f"lone {n:4d} services: p50 {p50:6.1f} ms, estimate {or_na(rows[-1]['estimate_ms'])} ms, "
-            f"statuses {statuses}",
+            f"statuses {seen['statuses']}",
             flush=True,
         )
     return rows
