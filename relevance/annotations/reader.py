@@ -63,13 +63,18 @@ def _probs(obj: dict, label: str) -> tuple[dict[str, float], bool]:
     return {lbl: float(lbl == label) for lbl in LABELS}, True
 
 
+def teacher_block(record: dict) -> dict:
+    """The fields a teacher wrote in a record: its nested ``teacher`` block, or a flat record itself."""
+    return record["teacher"] if isinstance(record.get("teacher"), dict) else record
+
+
 def parse_record(obj: object) -> tuple[str, dict, bool]:
     """``(id, teacher dict for Pair.teacher, probs were missing)`` or :class:`AnnotationError`."""
     if not isinstance(obj, dict):
         raise AnnotationError("not an object")
     check_schema_version(obj.get("schema_version"))
-    if isinstance(obj.get("teacher"), dict):  # the schema's nested record
-        inner = obj["teacher"]
+    inner = teacher_block(obj)
+    if inner is not obj:  # the schema's nested record
         name = "/".join(str(inner[k]) for k in ("name", "version") if inner.get(k))
         obj = {**inner, "id": obj.get("id"), "teacher": name or None,
                "failed": obj.get("status") == "failed" or inner.get("failed")}

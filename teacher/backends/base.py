@@ -3,7 +3,9 @@
 A backend turns pairs into completions: ``complete(pairs, sample=..., n=..., hints=...)`` returns,
 per pair, ``n`` :class:`Completion` objects (the generated text and, when available, the label
 probabilities). :class:`~teacher.backends.local.LocalBackend` runs a Hugging Face causal LM in this
-process; :class:`~teacher.backends.http.HttpBackend` calls an OpenAI-compatible server.
+process; :class:`~teacher.backends.http.HttpBackend` calls an OpenAI-compatible server. Every
+backend names the prompt its answers were made with (``prompt_version``, which records carry): a
+prompting backend's template tag, or the version an annotation file's records already carry.
 """
 
 from __future__ import annotations
@@ -32,10 +34,22 @@ class Completion:
 class TeacherBackend(Protocol):
     name: str
     version: str
-    template: PromptTemplate
+
+    @property
+    def prompt_version(self) -> str: ...
 
     def complete(self, pairs: Sequence[Pair], *, sample: bool = False, n: int = 1,
                  hints: Sequence[str | None] | None = None) -> list[list[Completion]]: ...
+
+
+class PromptedBackend:
+    """A backend that renders each pair through a :class:`PromptTemplate`; its records carry the tag."""
+
+    template: PromptTemplate
+
+    @property
+    def prompt_version(self) -> str:
+        return self.template.tag
 
 
 def softmax(values: dict[str, float]) -> dict[str, float]:

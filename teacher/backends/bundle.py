@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from relevance.bundle import load_bundle
 from relevance.data import Pair
 from relevance.model import BundleModel
-from teacher.backends.base import Completion
+from teacher.backends.base import Completion, PromptedBackend
 from teacher.chains.prompts import PromptTemplate
 
 
-class BundleBackend:
+class BundleBackend(PromptedBackend):
     def __init__(self, bundle: str, template: PromptTemplate | None = None, threads: int = 0) -> None:
         self.model = BundleModel.load(load_bundle(bundle), intra_op_threads=threads)
         manifest = self.model.bundle.manifest

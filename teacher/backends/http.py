@@ -27,7 +27,7 @@ import httpx
 
 from relevance.data import Pair
 from relevance.labels import LABELS
-from teacher.backends.base import Completion, ends_with_label_prefix, softmax
+from teacher.backends.base import Completion, PromptedBackend, ends_with_label_prefix, softmax
 from teacher.chains.prompts import PromptTemplate
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -87,7 +87,7 @@ class RateLimiter:
             await asyncio.sleep(start - now)
 
 
-class HttpBackend:
+class HttpBackend(PromptedBackend):
     def __init__(self, cfg: HttpBackendConfig, template: PromptTemplate | None = None,
                  transport: httpx.AsyncBaseTransport | None = None):
         self.cfg = cfg

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from relevance.data import Pair
 from relevance.labels import LABELS
-from teacher.backends.base import Completion, ends_with_label_prefix, softmax
+from teacher.backends.base import Completion, PromptedBackend, ends_with_label_prefix, softmax
 from teacher.chains.prompts import PromptTemplate, parse_output
 from teacher.settings import GenerationSettings
 
@@ -91,7 +91,7 @@ class LabelConstraint:
         return scores
 
 
-class LocalBackend:
+class LocalBackend(PromptedBackend):
     """Generate with a Hugging Face causal LM (left padding, batches sorted by prompt length)."""
 
     def __init__(self, model, tokenizer, name: str, version: str, template: PromptTemplate | None = None,

@@ -14,15 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from relevance.annotations.reader import AnnotationError, parse_record, read_records
+from relevance.annotations.reader import AnnotationError, parse_record, read_records, teacher_block
 from relevance.data import Pair
 from teacher.backends.base import Completion
-from teacher.chains.prompts import PromptTemplate
-
-
-def _block(record: dict) -> dict:
-    """The teacher block of a record (nested in schema v1, flat in the records of older writers)."""
-    return record["teacher"] if isinstance(record.get("teacher"), dict) else record
 
 
 def replay(record: dict) -> Completion:
@@ -30,7 +24,7 @@ def replay(record: dict) -> Completion:
     try:
         _, teacher, one_hot = parse_record(record)
     except AnnotationError as err:  # a failed record: the output it gave up on, never a label
-        block = _block(record)
+        block = teacher_block(record)
         return Completion(str(block.get("output") or ""), None, str(block.get("error") or err))
     chain = "\n".join(part for part in (teacher["reasoning"], f"Label: {teacher['label']}") if part)
     return Completion(chain, None if one_hot else teacher["probs"])
@@ -44,11 +38,11 @@ class RecordedBackend:
         if not records:
             raise ValueError(f"{path}: no annotation records")
         self.records = {str(r["id"]): r for r in records}  # a resumed file's last record of an id wins
-        blocks = [_block(r) for r in self.records.values()]
+        blocks = [teacher_block(r) for r in self.records.values()]
         self.name, self.version = Counter((str(b.get("name") or path), str(b.get("version") or "")) for b in blocks
                                           ).most_common(1)[0][0]
+        # nothing is prompted here: the answers carry the version of the prompt that made them
         self.prompt_version = Counter(str(b.get("prompt_version") or "") for b in blocks).most_common(1)[0][0]
-        self.template = PromptTemplate()  # nothing is prompted; the records' own version is prompt_version
 
     def __contains__(self, pair_id: str) -> bool:
         return pair_id in self.records

@@ -99,7 +99,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def _meta(backend: TeacherBackend) -> dict:
-    return {"name": backend.name, "version": backend.version, "prompt_version": backend.template.tag}
+    return {"name": backend.name, "version": backend.version, "prompt_version": backend.prompt_version}
 
 
 def label_batch(backend: TeacherBackend, pairs: Sequence[Pair],

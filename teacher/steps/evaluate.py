@@ -120,8 +120,7 @@ def evaluate_teacher(cfg: TeacherEvalConfig, backend: TeacherBackend | None = No
     result = evaluate_outputs(pairs, completions, cfg.weights)
     result |= {"teacher": {"name": backend.name, "version": backend.version,
                            "path": cfg.annotations or cfg.teacher},
-               # a replayed file's records name the prompt they were made with; a live backend's template does
-               "prompt_version": getattr(backend, "prompt_version", None) or backend.template.tag, "split": cfg.split, "seed": cfg.seed,
+               "prompt_version": backend.prompt_version, "split": cfg.split, "seed": cfg.seed,
                "balanced": cfg.balanced, "generate_seconds": round(seconds, 1), "load_seconds": round(load_s, 1),
                # replaying records measures nothing of the teacher's speed
                "pairs_per_s": round(len(pairs) / seconds, 3) if seconds and unrecorded is None else None}

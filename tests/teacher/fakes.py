@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from relevance.data import Pair
-from teacher.backends.base import Completion
+from teacher.backends.base import Completion, PromptedBackend
 from teacher.chains.prompts import PromptTemplate
 
 
@@ -19,7 +19,7 @@ def good_chain(label: str) -> str:
             f"Accessory: no\nLabel: {label}")
 
 
-class ScriptedBackend:
+class ScriptedBackend(PromptedBackend):
     """Answers from the pair id: ``id % 7 == 0`` is always malformed, ``id % 7 == 1`` is malformed
     until it is sampled (a retry), everything else is a good chain labelled by the id."""
 
