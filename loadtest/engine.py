@@ -89,6 +89,11 @@ class Pool:
         return None
 
     async def request(self, raw: bytes, timeout: float) -> Reply:
+        """One exchange, connecting included in ``timeout``: a server whose accept queue is full (an
+        overloaded one) stalls the connect itself, for as long as the kernel retries its SYN."""
+        return await asyncio.wait_for(self._exchange(raw), timeout)
+
+    async def _exchange(self, raw: bytes) -> Reply:
         conn = self._take_idle()
         if conn is None:
             conn = await asyncio.open_connection(self.host, self.port)
@@ -96,7 +101,7 @@ class Pool:
         reader, writer = conn
         try:
             writer.write(raw)
-            reply = await asyncio.wait_for(_read_response(reader), timeout)
+            reply = await _read_response(reader)
         except BaseException:
             writer.close()
             raise

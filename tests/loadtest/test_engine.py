@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,25 @@ async def test_a_silent_server_cannot_hold_the_generator_past_its_timeout():
     # Ends within the schedule plus one timeout; the 1 s of slack is for a loaded CI runner, which has
     # overshot by 0.5 s (the generator's own send lag is added, as it delays the last send).
     assert elapsed < offsets[-1] + timeout_s + 1.0 + run.max_send_lag_s
+
+
+@pytest.mark.timeout(10)  # unbounded, a stalled connect lasts as long as the kernel's SYN retries
+async def test_a_server_that_accepts_no_connection_cannot_hold_the_generator_past_its_timeout():
+    # An overloaded server whose accept queue is full: the kernel drops new SYNs, so connecting stalls.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: the first handshake fills the queue
+        port = listener.getsockname()[1]
+        first = socket.create_connection(("127.0.0.1", port))
+        pool = Pool("127.0.0.1", port)
+        started = time.monotonic()
+        run = await run_schedule(pool, [0.0, 0.0, 0.01], [raw(port)] * 3, n_warm=0, timeout_s=0.3)
+        elapsed = time.monotonic() - started
+        await pool.close()
+        first.close()
+    assert [o.status for o in run.outcomes] == [0, 0, 0]
+    assert all(o.latency_s >= 0.3 for o in run.outcomes)
+    assert elapsed < 0.01 + 0.3 + 1.0 + run.max_send_lag_s  # as the silent server's bound
 
 
 async def test_schedule_outcomes_keep_their_index_and_what_observe_read():
