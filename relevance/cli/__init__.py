@@ -12,6 +12,7 @@ only, and there ``train``, ``export``, ``teacher`` and the other offline command
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,11 +20,25 @@ import typer
 
 from relevance.cli import bundle
 
+
+def release_process_group(*_result, **_params) -> None:
+    """After a command that succeeded, destroy the process group its ranks shared under `accelerate launch`.
+
+    Left to interpreter exit, gloo's worker threads can outlive the interpreter and a rank aborts
+    (``terminate called without an active exception``), failing the launch after the work is done. The
+    check reads ``sys.modules`` so that commands which never loaded torch stay torch-free. Not run when a
+    command failed: destroying the group while other ranks may still be in a collective can hang."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 app = typer.Typer(
     help="Reasoning-distilled BERT relevance: train a student, export it as an ONNX bundle, evaluate, serve.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    result_callback=release_process_group,
 )
 
 
